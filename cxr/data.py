@@ -1,0 +1,99 @@
+"""Training input from the uint8 cache: splits as tensors, samplers and tensor augmentation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import RandomSampler, WeightedRandomSampler
+
+from cxr import CxrError
+from cxr.cache import read_manifest
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # (N, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    patients: list[str]
+    pathogens: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_split(folder: str | Path, split: str) -> Split:
+    folder = Path(folder)
+    path = folder / f"{split}.npy"
+    if not path.is_file():
+        raise CxrError(f"{path}: not found; run `dvc repro prepare` first.")
+    rows = [r for r in read_manifest(folder) if r["split"] == split]
+    images = torch.from_numpy(np.load(path))
+    if len(rows) != len(images):
+        raise CxrError(f"{folder}: manifest.csv lists {len(rows)} {split} images but {path} "
+                       f"holds {len(images)}; rerun `dvc repro prepare`.")
+    return Split(images, torch.tensor([r["label"] for r in rows], dtype=torch.int64),
+                 [r["patient"] for r in rows], [r["pathogen"] for r in rows])
+
+
+def make_sampler(labels: torch.Tensor, kind: str, generator: torch.Generator):
+    """`none`: a shuffle, following the data's class ratio. `weighted`: balanced in expectation."""
+    if kind == "none":
+        return RandomSampler(range(len(labels)), generator=generator)
+    if kind == "weighted":
+        counts = torch.bincount(labels, minlength=2).clamp(min=1).double()
+        return WeightedRandomSampler((1.0 / counts)[labels], num_samples=len(labels),
+                                     replacement=True, generator=generator)
+    raise CxrError(f"unknown sampler {kind!r}; use none or weighted.")
+
+
+def batches(sampler, batch_size: int):
+    """Lists of indices of at most `batch_size` drawn from `sampler`."""
+    batch: list[int] = []
+    for i in sampler:
+        batch.append(int(i))
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def random_affine(x: torch.Tensor, aug: dict, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample random rotation, shear, zoom, shift and horizontal flip of a (N, C, H, W) batch.
+
+    One affine_grid/grid_sample call for the whole batch: torchvision's transforms draw one set
+    of parameters per call, so per-sample augmentation there costs a Python loop per image.
+    """
+    n = x.shape[0]
+
+    def uniform(bound: float) -> torch.Tensor:
+        return (torch.rand(n, generator=generator) * 2 - 1) * bound
+
+    angle = torch.deg2rad(uniform(aug["rotation"]))
+    shear = torch.tan(torch.deg2rad(uniform(aug["shear"])))
+    zoom = 1 + uniform(aug["scale"])
+    flip = torch.where(torch.rand(n, generator=generator) < aug["hflip"], -1.0, 1.0)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = cos * flip
+    theta[:, 0, 1] = -sin + shear * cos
+    theta[:, 1, 0] = sin * flip
+    theta[:, 1, 1] = cos + shear * sin
+    theta[:, :, 2] = torch.stack([uniform(aug["translate"] * 2),
+                                  uniform(aug["translate"] * 2)], dim=1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W) to float (N, 1, H, W) in [0, 1] on `device`."""
+    return images.to(device, non_blocking=True).unsqueeze(1).float().div_(255)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)

@@ -1,0 +1,131 @@
+"""Load params.yaml and reject invalid values before any stage does work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxr import CxrError
+
+SAMPLERS = ("none", "weighted")
+SOURCES = ("synthetic", "folder", "archive", "mendeley")
+THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+CNN_SECTIONS = ("baseline", "balanced", "cnn11")
+
+
+def get(params: dict, key: str) -> Any:
+    """`get(p, "data.synthetic.n_train")`, with an error naming the missing key."""
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise CxrError(f"params.yaml: missing `{key}`; add it (see README, 'Params').")
+        node = node[part]
+    return node
+
+
+def _fail(key: str, rule: str, value: Any) -> CxrError:
+    return CxrError(f"params.yaml: `{key}` must be {rule} (got {value!r}); "
+                    f"fix params.yaml or pass `-S {key}=...`.")
+
+
+def _choice(p: dict, key: str, choices: tuple[str, ...]) -> None:
+    value = get(p, key)
+    if value not in choices:
+        raise _fail(key, "one of " + ", ".join(choices), value)
+
+
+def _int(p: dict, key: str, minimum: int = 1) -> None:
+    value = get(p, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(key, f"an integer >= {minimum}", value)
+
+
+def _number(p: dict, key: str, low: float, high: float, *, open_low: bool = False,
+            open_high: bool = False) -> None:
+    value = get(p, key)
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (
+            value < high if open_high else value <= high)
+    if not ok:
+        lo, hi = "(" if open_low else "[", ")" if open_high else "]"
+        raise _fail(key, f"a number in {lo}{low}, {high}{hi}", value)
+
+
+def _augment(p: dict, key: str) -> None:
+    _number(p, f"{key}.rotation", 0, 180)
+    _number(p, f"{key}.shear", 0, 60)
+    _number(p, f"{key}.scale", 0, 1, open_high=True)
+    _number(p, f"{key}.translate", 0, 0.5)
+    _number(p, f"{key}.hflip", 0, 1)
+
+
+def validate(p: dict) -> dict:
+    inf = float("inf")
+    _int(p, "seed", 0)
+    _choice(p, "sampler", SAMPLERS)
+    _choice(p, "device", DEVICES)
+
+    _choice(p, "data.source", SOURCES)
+    source = p["data"]["source"]
+    if source == "folder" and not get(p, "data.path"):
+        raise CxrError("params.yaml: `data.path` is empty but data.source is `folder`; set it to "
+                       "a Kaggle-layout folder, e.g. -S data.path=../shared/data/chest_xray.")
+    if source == "archive" and not get(p, "data.archive"):
+        raise CxrError("params.yaml: `data.archive` is empty but data.source is `archive`; set "
+                       "it to the path of ChestXRay2017.zip.")
+    if source == "mendeley" and not get(p, "data.url"):
+        raise CxrError("params.yaml: `data.url` is empty but data.source is `mendeley`.")
+    if not isinstance(get(p, "data.sha256"), str):
+        raise _fail("data.sha256", "a hex string or \"\"", p["data"]["sha256"])
+    _int(p, "data.size", 0)
+    _number(p, "data.max_excluded_fraction", 0, 1, open_high=True)
+    _int(p, "data.synthetic.n_train", 8)
+    _int(p, "data.synthetic.n_test", 4)
+    _int(p, "data.synthetic.image_size", 16)
+
+    _number(p, "prepare.val_fraction", 0, 1, open_low=True, open_high=True)
+    _int(p, "prepare.image_size", 32)
+    _int(p, "prepare.workers", 0)
+
+    for section in CNN_SECTIONS:
+        _int(p, f"{section}.epochs")
+        _int(p, f"{section}.batch_size")
+        _number(p, f"{section}.lr", 0, inf, open_low=True)
+        _number(p, f"{section}.weight_decay", 0, inf)
+        _int(p, f"{section}.width")
+        _number(p, f"{section}.label_smoothing", 0, 1, open_high=True)
+    _number(p, "cnn11.dropout", 0, 1, open_high=True)
+    _augment(p, "cnn11.augment")
+
+    if not isinstance(get(p, "finetune.weights"), str) or not p["finetune"]["weights"]:
+        raise _fail("finetune.weights", "none, imagenet or a path to a state_dict",
+                    p["finetune"]["weights"])
+    _int(p, "finetune.batch_size")
+    _number(p, "finetune.weight_decay", 0, inf)
+    _number(p, "finetune.label_smoothing", 0, 1, open_high=True)
+    for phase in ("frozen", "unfrozen"):
+        _int(p, f"finetune.{phase}.epochs")
+        _number(p, f"finetune.{phase}.max_lr", 0, inf, open_low=True)
+    _augment(p, "finetune.augment")
+
+    _choice(p, "evaluate.threshold", THRESHOLD_RULES)
+    _number(p, "evaluate.target_sensitivity", 0, 1, open_low=True, open_high=True)
+    _int(p, "evaluate.n_boot")
+    if not isinstance(get(p, "evaluate.tta"), bool):
+        raise _fail("evaluate.tta", "true or false", p["evaluate"]["tta"])
+    return p
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CxrError(f"{path}: not found; run from the project root, where params.yaml is.")
+    with path.open() as f:
+        params = yaml.safe_load(f)
+    if not isinstance(params, dict):
+        raise CxrError(f"{path}: expected a YAML mapping of params.")
+    return validate(params)

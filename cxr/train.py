@@ -1,0 +1,138 @@
+"""The one training loop every model uses, and batched inference."""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import OneCycleLR
+
+from cxr import CxrError
+from cxr.data import Split, batches, make_sampler, random_affine, steps_per_epoch, to_input
+
+
+@dataclass
+class Phase:
+    """Epochs under one one-cycle schedule; `trainable` None trains every parameter."""
+
+    name: str
+    epochs: int
+    max_lr: float
+    trainable: list[nn.Parameter] | None = None
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CxrError("device=cuda but no CUDA device is available; use -S device=auto.")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise CxrError("device=mps but MPS is not available; use -S device=auto.")
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(device: torch.device):
+    """bfloat16 autocast on CUDA; full precision elsewhere (it measured slower on our CPUs)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, device: torch.device,
+                   tta: bool = False, batch_size: int = 256) -> torch.Tensor:
+    """Logits (N, 2) on the CPU for uint8 (N, H, W) images; `tta` averages in the mirror image."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_input(images[start:start + batch_size], device)
+        with autocast(device):
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(x.flip(-1)).float()) / 2
+        out.append(logits.cpu())
+    return torch.cat(out) if out else torch.empty(0, 2)
+
+
+def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device,
+                  tta: bool = False) -> np.ndarray:
+    """Pneumonia probability per image."""
+    return torch.softmax(predict_logits(model, images, device, tta), 1)[:, 1].numpy()
+
+
+def fit(model: nn.Module, train: Split, val: Split, phases: list[Phase], *, batch_size: int,
+        weight_decay: float, label_smoothing: float, sampler: str, augment: dict | None,
+        generator: torch.Generator, device: torch.device, live) -> list[float]:
+    """Train through `phases`, logging per-epoch loss/accuracy to dvclive; return the LR per step."""
+    model.to(device)
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    pin = device.type == "cuda"
+    images = train.images.pin_memory() if pin else train.images
+    lrs: list[float] = []
+    for phase in phases:
+        for p in model.parameters():
+            p.requires_grad_(phase.trainable is None)
+        for p in phase.trainable or []:
+            p.requires_grad_(True)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=phase.max_lr, weight_decay=weight_decay)
+        total_steps = phase.epochs * steps_per_epoch(len(train), batch_size)
+        schedule = OneCycleLR(optimizer, max_lr=phase.max_lr, total_steps=total_steps)
+        for epoch in range(phase.epochs):
+            model.train()
+            started, loss_sum, correct = time.perf_counter(), torch.zeros(()), torch.zeros(())
+            loss_sum, correct = loss_sum.to(device), correct.to(device)
+            for idx in batches(make_sampler(train.labels, sampler, generator), batch_size):
+                x = to_input(images[idx], device)
+                y = train.labels[idx].to(device, non_blocking=True)
+                if augment:
+                    x = random_affine(x, augment, generator)
+                with autocast(device):
+                    logits = model(x).float()
+                loss = criterion(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                lrs.append(schedule.get_last_lr()[0])
+                schedule.step()
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(1) == y).sum()
+            seconds = time.perf_counter() - started
+            val_logits = predict_logits(model, val.images, device)
+            results = {
+                "train/loss": loss_sum.item() / len(train),
+                "train/acc": correct.item() / len(train),
+                "val/loss": nn.functional.cross_entropy(val_logits, val.labels).item(),
+                "val/acc": (val_logits.argmax(1) == val.labels).float().mean().item(),
+            }
+            for key, value in results.items():
+                live.log_metric(key, round(value, 6))
+            live.next_step()
+            print(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: "
+                  + " ".join(f"{k} {v:.4f}" for k, v in results.items())
+                  + f" ({len(train) / seconds:.0f} img/s)", flush=True)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return lrs

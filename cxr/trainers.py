@@ -1,0 +1,59 @@
+"""The four models of the article: which network, sampler, augmentation and schedule each uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dvclive import Live
+
+from cxr.data import load_split
+from cxr.models import ResNet34, build_model, pretrain, save_checkpoint
+from cxr.train import Phase, fit, seed_everything, select_device
+
+# model name -> (params section, architecture)
+TRAINERS = {"baseline": ("baseline", "cnn8"), "balanced": ("balanced", "cnn8"),
+            "cnn11": ("cnn11", "cnn11"), "resnet34": ("finetune", "resnet34")}
+
+
+def _recipe(name: str, params: dict, model) -> tuple[list[Phase], str, dict | None]:
+    """(phases, sampler, augmentation) of model `name`."""
+    cfg = params[TRAINERS[name][0]]
+    if name == "resnet34":
+        return [Phase("frozen", cfg["frozen"]["epochs"], cfg["frozen"]["max_lr"],
+                      model.head_parameters()),
+                Phase("unfrozen", cfg["unfrozen"]["epochs"], cfg["unfrozen"]["max_lr"])
+                ], "weighted", cfg["augment"]
+    phases = [Phase("train", cfg["epochs"], cfg["lr"])]
+    if name == "baseline":
+        return phases, params["sampler"], None
+    return phases, "weighted", cfg.get("augment")
+
+
+def train_model(name: str, params: dict, data_dir: str | Path, model_path: str | Path,
+                live_dir: str | Path) -> None:
+    section, arch = TRAINERS[name]
+    cfg = params[section]
+    generator = seed_everything(params["seed"])
+    device = select_device(params["device"])
+    train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
+    config = {k: cfg[k] for k in ("width", "dropout") if k in cfg}
+    model = build_model(arch, **config)
+    info = {}
+    if isinstance(model, ResNet34):
+        pretrain(model, cfg["weights"])
+        info["weights"] = cfg["weights"]
+    phases, sampler, augment = _recipe(name, params, model)
+    image_size = int(train.images.shape[-1])
+
+    with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        live.log_params({"model": name, "arch": arch, "sampler": sampler, "device": device.type,
+                         "seed": params["seed"], "image_size": image_size, **cfg,
+                         "train_images": len(train), "val_images": len(val)})
+        lrs = fit(model, train, val, phases, batch_size=cfg["batch_size"],
+                  weight_decay=cfg["weight_decay"], label_smoothing=cfg["label_smoothing"],
+                  sampler=sampler, augment=augment, generator=generator, device=device,
+                  live=live)
+        live.log_plot("lr", [{"step": i, "lr": lr} for i, lr in enumerate(lrs)], x="step",
+                      y="lr", template="linear", title=f"{name}: learning rate per step")
+        live.summary.update(info)
+    save_checkpoint(model_path, model.cpu(), arch, config, image_size, info)

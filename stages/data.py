@@ -1,0 +1,21 @@
+"""DVC stage `data`: materialise the validated raw dataset from `data.source`."""
+
+import argparse
+
+from cxr.acquire import materialise
+from cxr.io import run_stage, write_json
+from cxr.params import load_params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True, help="Kaggle-layout folder to write")
+    parser.add_argument("--report", required=True, help="ingest report (JSON)")
+    args = parser.parse_args()
+    params = load_params()
+    report = materialise(params["data"], params["seed"], args.out, params["prepare"]["workers"])
+    write_json(args.report, report)
+
+
+if __name__ == "__main__":
+    run_stage(main)

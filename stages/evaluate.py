@@ -1,0 +1,21 @@
+"""DVC stage `evaluate@<model>`: test metrics at the validation-fitted threshold, and plots."""
+
+import argparse
+
+from cxr.evaluate import evaluate_model
+from cxr.io import run_stage
+from cxr.params import load_params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="folder written by `prepare`")
+    parser.add_argument("--model", required=True, help="checkpoint to evaluate")
+    parser.add_argument("--plots", required=True, help="folder for plot data and predictions")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    args = parser.parse_args()
+    evaluate_model(load_params(), args.data, args.model, args.plots, args.metrics)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,31 @@
+"""DVC stage `prepare`: patient-level train/val split and the uint8 image cache."""
+
+import argparse
+from pathlib import Path
+
+from cxr.cache import write_cache
+from cxr.io import atomic_dir, run_stage, write_json
+from cxr.params import load_params
+from cxr.split import assign_val, scan, split_report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--raw", required=True, help="Kaggle-layout folder from `data`")
+    parser.add_argument("--out", required=True, help="folder for {split}.npy and manifest.csv")
+    parser.add_argument("--report", required=True, help="split report (JSON)")
+    args = parser.parse_args()
+    params = load_params()
+    cfg = params["prepare"]
+    records, unknown = scan(args.raw)
+    assign_val(records, cfg["val_fraction"], params["seed"])
+    report = split_report(records, unknown)
+    if unknown:
+        print(f"warning: {unknown} file names carry no patient id; each is its own patient")
+    with atomic_dir(args.out) as tmp:
+        write_cache(records, Path(args.raw), tmp, cfg["image_size"], cfg["workers"])
+    write_json(args.report, report)
+
+
+if __name__ == "__main__":
+    run_stage(main)
