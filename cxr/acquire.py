@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import tempfile
 import urllib.error
@@ -41,7 +42,8 @@ def verify(path: Path, sha256: str, size: int) -> None:
               "(or in params.yaml) so later downloads are verified.")
     elif actual != sha256.lower():
         raise CxrError(f"{path}: SHA-256 {actual} does not match data.sha256={sha256}; the "
-                       f"download is corrupt or the file changed. Delete it and retry, or {MANUAL}.")
+                       f"download is corrupt or the file changed. Delete it and retry, or "
+                       f"{MANUAL}.")
 
 
 def download(url: str, dest: Path, sha256: str = "", size: int = 0, timeout: float = 60) -> Path:
@@ -71,7 +73,7 @@ def download(url: str, dest: Path, sha256: str = "", size: int = 0, timeout: flo
                     bar.update(len(block))
             if total is not None and part.stat().st_size < total:
                 raise OSError(f"connection closed at {part.stat().st_size} of {total} bytes")
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         raise CxrError(f"download of {url} failed: {err}. Run `dvc repro` again to resume "
                        f"from {part} ({part.stat().st_size if part.exists() else 0} bytes), "
                        f"or {MANUAL}.") from None

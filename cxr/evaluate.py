@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from dvclive import Live
 
 from cxr import CLASSES
 from cxr.data import load_split
@@ -14,6 +13,7 @@ from cxr.io import write_json
 from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
 from cxr.models import load_checkpoint
 from cxr.train import predict_proba, select_device
+from dvclive import Live
 
 
 def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,

@@ -92,7 +92,8 @@ def ingest(src: str | Path, dst: str | Path, max_excluded_fraction: float,
     warnings = []
     for split in SPLITS:
         for cls in CLASSES:
-            if counts[split][cls] == 0 and (split in REQUIRED_SPLITS or sum(counts[split].values())):
+            present = split in REQUIRED_SPLITS or sum(counts[split].values())
+            if counts[split][cls] == 0 and present:
                 message = f"{split}/{cls} has no valid images"
                 if split in REQUIRED_SPLITS:
                     raise CxrError(f"{root}: {message}; every class of train and test needs "

@@ -44,18 +44,31 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float,
                    keys: tuple[str, ...] | None = None) -> dict[str, float]:
-    """Metrics of scores `p` against labels `y` (1 = PNEUMONIA) at `threshold` (p >= t)."""
-    yhat = (p >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y, yhat, labels=[0, 1]).ravel()
-    both = len(np.unique(y)) == 2
+    """Metrics of scores `p` against labels `y` (1 = PNEUMONIA) at `threshold` (p >= t).
+
+    Rates come from the confusion counts (the bootstrap calls this thousands of times, and
+    scikit-learn's per-call validation would dominate); tests check them against scikit-learn.
+    Ranking and probability metrics are scikit-learn's.
+    """
+    yhat = p >= threshold
+    pos = y == 1
+    tp, fn = int(np.sum(yhat & pos)), int(np.sum(~yhat & pos))
+    fp, tn = int(np.sum(yhat & ~pos)), int(np.sum(~yhat & ~pos))
+    both = 0 < tp + fn < len(y)
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else 0.0
+
+    sens, spec = ratio(tp, tp + fn), ratio(tn, tn + fp)
+    ppv = ratio(tp, tp + fp)
     compute = {
-        "accuracy": lambda: skm.accuracy_score(y, yhat),
-        "balanced_accuracy": lambda: skm.balanced_accuracy_score(y, yhat),
-        "sensitivity": lambda: skm.recall_score(y, yhat, zero_division=0),
-        "specificity": lambda: skm.recall_score(y, yhat, pos_label=0, zero_division=0),
-        "ppv": lambda: skm.precision_score(y, yhat, zero_division=0),
-        "npv": lambda: skm.precision_score(y, yhat, pos_label=0, zero_division=0),
-        "f1": lambda: skm.f1_score(y, yhat, zero_division=0),
+        "accuracy": lambda: ratio(tp + tn, len(y)),
+        "balanced_accuracy": lambda: (sens + spec) / 2,
+        "sensitivity": lambda: sens,
+        "specificity": lambda: spec,
+        "ppv": lambda: ppv,
+        "npv": lambda: ratio(tn, tn + fn),
+        "f1": lambda: ratio(2 * ppv * sens, ppv + sens),
         "roc_auc": lambda: skm.roc_auc_score(y, p) if both else float("nan"),
         "pr_auc": lambda: skm.average_precision_score(y, p) if both else float("nan"),
         "brier": lambda: skm.brier_score_loss(y, p),
@@ -82,7 +95,7 @@ def bootstrap_ci(y: np.ndarray, p: np.ndarray, patients: list[str], threshold: f
                  n_boot: int, seed: int, keys: tuple[str, ...] = CI_KEYS) -> dict:
     """95% percentile intervals of `keys`, resampling patients rather than images."""
     samples = patient_bootstrap(
-        y, p, patients, lambda i: [binary_metrics(y[i], p[i], threshold, keys)[k] for k in keys],
+        y, p, patients, lambda i: list(binary_metrics(y[i], p[i], threshold, keys).values()),
         n_boot, seed)
     lo, hi = np.nanpercentile(samples, [2.5, 97.5], axis=0)
     return {k: {"lo": float(a), "hi": float(b)} for k, a, b in zip(keys, lo, hi, strict=True)}

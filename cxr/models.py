@@ -43,8 +43,13 @@ class CNN(nn.Module):
             if dropout and i >= 1:
                 layers.append(nn.Dropout2d(dropout / 2))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(c, 2))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  *([nn.Dropout(dropout)] if dropout else []), nn.Linear(c, 2))
+        for m in self.modules():  # He init: PyTorch's default shrinks signals in deep ReLU stacks
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features((x - 0.5) / 0.25))

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from cxr import CxrError
+from cxr import MODELS, CxrError
 
 SAMPLERS = ("none", "weighted")
 SOURCES = ("synthetic", "folder", "archive", "mendeley")
@@ -117,6 +117,11 @@ def validate(p: dict) -> dict:
     _int(p, "evaluate.n_boot")
     if not isinstance(get(p, "evaluate.tta"), bool):
         raise _fail("evaluate.tta", "true or false", p["evaluate"]["tta"])
+    if not isinstance(get(p, "gate.metric"), str):
+        raise _fail("gate.metric", "a key of metrics/<model>.json such as test.roc_auc",
+                    p["gate"]["metric"])
+    _choice(p, "gate.model", ("best", *MODELS))
+    _number(p, "gate.tolerance", 0, 1)
     return p
 
 

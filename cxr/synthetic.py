@@ -82,12 +82,12 @@ def render(rng: np.random.Generator, anatomy: dict, size: int, pathogen: str | N
         img[(np.abs(y - centre) < 0.018) & (np.abs(x) < 0.8) & body] += 0.07
 
     if pathogen == "bacteria":  # lobar: one or two large dense areas
-        lesion = _blobs(rng, x, y, rng.integers(1, 3), (0.08, 0.2), (0.06, 0.32), lungs[:1]
+        lesion = _blobs(rng, x, y, rng.integers(1, 3), (0.08, 0.2), (0.08, 0.4), lungs[:1]
                         if rng.random() < 0.5 else lungs[1:])
     elif pathogen == "virus":  # patchy, bilateral, often faint
-        lesion = _blobs(rng, x, y, rng.integers(3, 8), (0.03, 0.08), (0.04, 0.2), lungs)
+        lesion = _blobs(rng, x, y, rng.integers(3, 8), (0.04, 0.1), (0.06, 0.25), lungs)
     else:  # vascular markings and overlapping soft tissue: faint, small
-        lesion = _blobs(rng, x, y, rng.integers(0, 5), (0.02, 0.06), (0.02, 0.09), lungs)
+        lesion = _blobs(rng, x, y, rng.integers(0, 5), (0.02, 0.05), (0.02, 0.08), lungs)
     img += lesion * lung
 
     marker_x = -0.85 if a["marker_left"] else 0.7  # burned-in side marker: an "L" glyph

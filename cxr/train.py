@@ -79,13 +79,14 @@ def predict_logits(model: nn.Module, images: torch.Tensor, device: torch.device,
 def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device,
                   tta: bool = False) -> np.ndarray:
     """Pneumonia probability per image."""
-    return torch.softmax(predict_logits(model, images, device, tta), 1)[:, 1].numpy()
+    logits = predict_logits(model, images, device, tta)
+    return torch.softmax(logits, 1)[:, 1].double().numpy()
 
 
 def fit(model: nn.Module, train: Split, val: Split, phases: list[Phase], *, batch_size: int,
         weight_decay: float, label_smoothing: float, sampler: str, augment: dict | None,
         generator: torch.Generator, device: torch.device, live) -> list[float]:
-    """Train through `phases`, logging per-epoch loss/accuracy to dvclive; return the LR per step."""
+    """Train through `phases`, logging loss and accuracy per epoch; return the LR of every step."""
     model.to(device)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     pin = device.type == "cuda"

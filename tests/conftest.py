@@ -1,0 +1,34 @@
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REAL_DATA = ROOT.parent / "shared" / "data" / "chest_xray"
+
+
+@pytest.fixture(scope="session")
+def default_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def params(default_params) -> dict:
+    return copy.deepcopy(default_params)
+
+
+def tiny_overrides(p: dict) -> dict:
+    """Shrink params.yaml so the whole pipeline runs in seconds."""
+    p["data"]["synthetic"].update(n_train=80, n_test=32, image_size=48)
+    p["prepare"].update(image_size=32, workers=2)
+    for section in ("baseline", "balanced", "cnn11"):
+        p[section].update(epochs=1, batch_size=16)
+    p["finetune"].update(batch_size=16)
+    p["finetune"]["frozen"]["epochs"] = 1
+    p["finetune"]["unfrozen"]["epochs"] = 1
+    p["evaluate"]["n_boot"] = 20
+    return p

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+import torch
+
+from cxr.data import batches, make_sampler, random_affine
+
+
+def class_fraction(kind: str, labels: torch.Tensor, seed: int = 0) -> float:
+    g = torch.Generator().manual_seed(seed)
+    drawn = torch.tensor(list(make_sampler(labels, kind, g)))
+    return labels[drawn].float().mean().item()
+
+
+def test_weighted_sampler_balances_an_epoch_none_follows_data():
+    labels = torch.tensor([0] * 260 + [1] * 740)  # Kermany-like 1:2.9
+    assert abs(class_fraction("weighted", labels) - 0.5) < 0.05
+    assert class_fraction("none", labels) == pytest.approx(0.74)  # a permutation
+    g = torch.Generator().manual_seed(1)
+    sizes = [len(b) for b in batches(make_sampler(labels, "none", g), 32)]
+    assert sum(sizes) == 1000 and max(sizes) == 32
+
+
+def test_weighted_batches_are_near_balanced():
+    labels = torch.tensor([0] * 100 + [1] * 900)
+    g = torch.Generator().manual_seed(3)
+    fractions = [labels[b].float().mean().item()
+                 for b in batches(make_sampler(labels, "weighted", g), 100)]
+    assert abs(np.mean(fractions) - 0.5) < 0.05
+    assert all(0.3 < f < 0.7 for f in fractions)
+
+
+def test_augmentation_is_seeded_per_sample_and_identity_when_off():
+    x = torch.rand(4, 1, 32, 32)
+    aug = {"rotation": 15, "shear": 10, "scale": 0.1, "translate": 0.05, "hflip": 0.5}
+    a = random_affine(x, aug, torch.Generator().manual_seed(0))
+    b = random_affine(x, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert not torch.allclose(a[0], x[0])
+    off = {k: 0 for k in aug}
+    assert torch.allclose(random_affine(x, off, torch.Generator()), x, atol=1e-5)
+    flip = dict(off, hflip=1.0)
+    assert torch.allclose(random_affine(x, flip, torch.Generator()), x.flip(-1), atol=1e-5)

@@ -1,0 +1,94 @@
+"""`dvc repro` and `dvc exp run` of the real dvc.yaml, with tiny params, in a temporary clone."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, tiny_overrides
+
+pytestmark = pytest.mark.e2e
+MODELS = ("baseline", "balanced", "cnn11", "resnet34")
+OUTPUTS = ("data/", "models/", "dvclive/", "eval/", "metrics/", "reports/")  # made by dvc repro
+
+
+def run(repo: Path, *args: str) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def dvc(repo: Path, *args: str) -> str:
+    return run(repo, sys.executable, "-m", "dvc", *args)
+
+
+def metrics_bytes(repo: Path) -> dict[str, bytes]:
+    return {m: (repo / "metrics" / f"{m}.json").read_bytes() for m in MODELS}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("clone")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file() and not rel.startswith(OUTPUTS):
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    params = tiny_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "tiny")
+    dvc(repo, "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "repro")
+    return repo
+
+
+def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
+    for model in MODELS:
+        m = json.loads((repo / "metrics" / f"{model}.json").read_text())
+        t = m["test"]
+        assert t["tn"] + t["fp"] + t["fn"] + t["tp"] == m["images"]["test"] == 32
+        assert 0 <= t["accuracy"] <= 1 and 0 <= m["threshold"] <= 1
+        assert m["test_ci95"]["accuracy"]["lo"] <= t["accuracy"] <= m["test_ci95"]["accuracy"]["hi"]
+        assert (repo / "models" / f"{model}.threshold.json").is_file()
+    assert json.loads((repo / "metrics" / "resnet34.json").read_text())["weights"] == "none"
+    assert "up to date" in dvc(repo, "status")
+    lr = json.loads((repo / "dvclive/resnet34/plots/custom/lr.json").read_text())
+    n_train = yaml.safe_load((repo / "dvclive/resnet34/params.yaml").read_text())["train_images"]
+    assert len(lr) == 2 * math.ceil(n_train / 16)  # two one-epoch phases, batch size 16
+    assert max(p["lr"] for p in lr) <= 0.003 + 1e-9
+    shown = dvc(repo, "metrics", "show", "--json")
+    assert "metrics/cnn11.json" in shown
+
+
+def test_repro_force_gives_identical_metrics(repo):
+    before = metrics_bytes(repo)
+    dvc(repo, "repro", "-f")
+    assert metrics_bytes(repo) == before
+
+
+def test_exp_run_weighted_reruns_only_the_baseline(repo):
+    before = metrics_bytes(repo)
+    out = dvc(repo, "exp", "run", "-S", "sampler=weighted")
+    assert "Running stage 'train_baseline'" in out
+    for other in ("train_balanced", "train_cnn11", "finetune_resnet34", "evaluate@cnn11"):
+        assert f"Running stage '{other}'" not in out
+    after = metrics_bytes(repo)
+    assert after["baseline"] != before["baseline"]
+    assert all(after[m] == before[m] for m in MODELS if m != "baseline")
+    diff = json.loads(dvc(repo, "metrics", "diff", "--json"))
+    assert "metrics/baseline.json" in diff
+    assert not any(f"metrics/{m}.json" in diff for m in MODELS if m != "baseline")
+    assert "sampler" in dvc(repo, "exp", "show", "--no-pager", "--md")

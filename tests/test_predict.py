@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxr.models import build_model, save_checkpoint
+from cxr.predict import main
+from cxr.synthetic import generate
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    path = tmp_path / "models" / "cnn8.pt"
+    save_checkpoint(path, build_model("cnn8", width=8), "cnn8", {"width": 8}, 32)
+    path.with_suffix(".threshold.json").write_text(json.dumps({"threshold": 0.3}))
+    return path
+
+
+def test_predict_json_on_synthetic_and_bad_files(tmp_path, model_path, capsys):
+    generate(tmp_path / "syn", 8, 4, 256, seed=1)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "text.jpeg").write_text("not an image")
+    Image.new("L", (64, 64), 100).save(bad / "small.png")
+    Image.new("L", (900, 300), 100).save(bad / "wide.png")
+    colour = np.zeros((256, 256, 3), np.uint8)
+    colour[..., 0] = 255
+    Image.fromarray(colour).save(bad / "colour.png")
+
+    assert main(["--model", str(model_path), str(tmp_path / "syn"), str(bad), "--json"]) == 0
+    rows = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    synthetic = [r for p, r in rows.items() if "/syn/" in p]
+    assert len(synthetic) == 12
+    for r in synthetic:
+        assert 0 <= r["probability"] <= 1 and r["flags"] == [] and r["threshold"] == 0.3
+        assert r["label"] == ("PNEUMONIA" if r["probability"] >= 0.3 else "NORMAL")
+    flags = {p.rsplit("/", 1)[1]: r["flags"] for p, r in rows.items() if "/bad/" in p}
+    assert flags["text.jpeg"][0].startswith("cannot be decoded")
+    assert rows[str(bad / "text.jpeg")]["probability"] is None
+    assert any("small" in f for f in flags["small.png"])
+    assert any("aspect ratio" in f for f in flags["wide.png"])
+    assert any("colour" in f for f in flags["colour.png"])
+
+
+def test_predict_table_and_usage_errors(tmp_path, model_path, capsys):
+    generate(tmp_path / "syn", 8, 4, 64, seed=2)
+    one = next((tmp_path / "syn").rglob("*.jpeg"))
+    assert main(["--model", str(model_path), str(one)]) == 0
+    out = capsys.readouterr().out
+    assert "p(pneumonia)" in out and str(one) in out
+    assert main(["--model", str(tmp_path / "missing.pt"), str(one)]) == 2
+    assert main(["--model", str(model_path), str(tmp_path / "nowhere")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(model_path)])
+    assert exit_info.value.code == 2
