@@ -96,7 +96,8 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr.predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="checkpoint, e.g. models/cnn11.pt")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="checkpoint, e.g. models/cnn11.pt")
     parser.add_argument("paths", type=Path, nargs="+", help="image files or folders")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--min-size", type=int, default=200, help="flag images smaller than this")

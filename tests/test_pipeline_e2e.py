@@ -71,6 +71,9 @@ def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
     assert max(p["lr"] for p in lr) <= 0.003 + 1e-9
     shown = dvc(repo, "metrics", "show", "--json")
     assert "metrics/cnn11.json" in shown
+    summary = (repo / "reports" / "summary.md").read_text()
+    assert "| CNN8 (`baseline`) | 76% |" in summary and "| 156 |" in summary
+    assert summary.count("McNemar") >= 1 and "`cnn11` → `resnet34`" in summary
 
 
 def test_repro_force_gives_identical_metrics(repo):
@@ -92,3 +95,6 @@ def test_exp_run_weighted_reruns_only_the_baseline(repo):
     assert "metrics/baseline.json" in diff
     assert not any(f"metrics/{m}.json" in diff for m in MODELS if m != "baseline")
     assert "sampler" in dvc(repo, "exp", "show", "--no-pager", "--md")
+    table = run(repo, sys.executable, "-m", "cxr.seeds", "--metric", "test.accuracy")
+    row = next(line for line in table.splitlines() if line.startswith("| baseline |"))
+    assert row.startswith("| baseline | 2 | 42, 42 |")
