@@ -22,16 +22,20 @@ from cxr.cache import decode_many  # noqa: E402
 
 
 def full_resolution(src: Path, n: int, out: Path) -> list[Path]:
-    paths = sorted(src.rglob("*.jpeg"))[:: max(1, len(list(src.rglob("*.jpeg"))) // n)][:n]
+    """`n` JPEGs spread over `src`, upscaled to 1500x1200 into `out` (same sub-folders) when
+    smaller than 1000 px."""
+    every = sorted(src.rglob("*.jpeg"))
+    paths = every[:: max(1, len(every) // n)][:n]
     if not paths:
         sys.exit(f"{src}: no .jpeg files found")
     result = []
-    for i, path in enumerate(paths):
+    for path in paths:
         with Image.open(path) as img:
             if min(img.size) >= 1000:
                 result.append(path)
                 continue
-            target = out / f"{i:05d}.jpeg"
+            target = out / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
             img.convert("L").resize((1500, 1200), Image.Resampling.BICUBIC).save(target,
                                                                                 quality=95)
             result.append(target)
