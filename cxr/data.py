@@ -90,6 +90,26 @@ def random_affine(x: torch.Tensor, aug: dict, generator: torch.Generator) -> tor
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def random_intensity(x: torch.Tensor, aug: dict, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample exposure jitter of a batch in [0, 1]: brightness shift, contrast, gamma.
+
+    X-ray exposure and processing vary between sites and devices (on Kermany, test images are
+    exposed differently from train images); geometric augmentation alone does not cover that.
+    """
+    n = x.shape[0]
+
+    def uniform(bound: float) -> torch.Tensor:
+        return ((torch.rand(n, generator=generator) * 2 - 1) * bound).view(n, 1, 1, 1).to(x)
+
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * (1 + uniform(aug["contrast"])) + mean + uniform(aug["brightness"])
+    return x.clamp(0, 1).pow(torch.exp(uniform(aug["gamma"])))
+
+
+def augment_batch(x: torch.Tensor, aug: dict, generator: torch.Generator) -> torch.Tensor:
+    return random_intensity(random_affine(x, aug, generator), aug, generator)
+
+
 def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (N, H, W) to float (N, 1, H, W) in [0, 1] on `device`."""
     return images.to(device, non_blocking=True).unsqueeze(1).float().div_(255)

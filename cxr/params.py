@@ -61,6 +61,9 @@ def _augment(p: dict, key: str) -> None:
     _number(p, f"{key}.scale", 0, 1, open_high=True)
     _number(p, f"{key}.translate", 0, 0.5)
     _number(p, f"{key}.hflip", 0, 1)
+    _number(p, f"{key}.brightness", 0, 1)
+    _number(p, f"{key}.contrast", 0, 1, open_high=True)
+    _number(p, f"{key}.gamma", 0, 2)
 
 
 def validate(p: dict) -> dict:
@@ -68,6 +71,7 @@ def validate(p: dict) -> dict:
     _int(p, "seed", 0)
     _choice(p, "sampler", SAMPLERS)
     _choice(p, "device", DEVICES)
+    _choice(p, "precision", ("bf16", "fp32"))
 
     _choice(p, "data.source", SOURCES)
     source = p["data"]["source"]

@@ -46,12 +46,13 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
 
     with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_params({"model": name, "arch": arch, "sampler": sampler, "device": device.type,
-                         "seed": params["seed"], "image_size": image_size, **cfg,
-                         "train_images": len(train), "val_images": len(val)})
+                         "precision": params["precision"], "seed": params["seed"],
+                         "image_size": image_size, **cfg, "train_images": len(train),
+                         "val_images": len(val)})
         lrs = fit(model, train, val, phases, batch_size=cfg["batch_size"],
                   weight_decay=cfg["weight_decay"], label_smoothing=cfg["label_smoothing"],
                   sampler=sampler, augment=augment, generator=generator, device=device,
-                  live=live)
+                  live=live, precision=params["precision"])
         live.log_plot("lr", [{"step": i, "lr": lr} for i, lr in enumerate(lrs)], x="step",
                       y="lr", template="linear", title=f"{name}: learning rate per step")
         live.summary.update(info)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cxr.data import batches, make_sampler, random_affine
+from cxr.data import batches, make_sampler, random_affine, random_intensity
 
 
 def class_fraction(kind: str, labels: torch.Tensor, seed: int = 0) -> float:
@@ -40,3 +40,15 @@ def test_augmentation_is_seeded_per_sample_and_identity_when_off():
     assert torch.allclose(random_affine(x, off, torch.Generator()), x, atol=1e-5)
     flip = dict(off, hflip=1.0)
     assert torch.allclose(random_affine(x, flip, torch.Generator()), x.flip(-1), atol=1e-5)
+
+
+def test_intensity_jitter_is_seeded_bounded_and_identity_when_off():
+    x = torch.rand(6, 1, 16, 16)
+    aug = {"brightness": 0.1, "contrast": 0.2, "gamma": 0.25}
+    a = random_intensity(x, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(a, random_intensity(x, aug, torch.Generator().manual_seed(0)))
+    assert a.min() >= 0 and a.max() <= 1 and not torch.allclose(a, x)
+    means = a.mean(dim=(1, 2, 3))
+    assert means.std() > 0  # each image gets its own exposure
+    off = {k: 0 for k in aug}
+    assert torch.allclose(random_intensity(x, off, torch.Generator()), x, atol=1e-6)
