@@ -7,7 +7,8 @@
 Both train the same CNN8 with the same batch size, optimizer and loss on the same images:
 - naive: torchvision ImageFolder + transforms (decode JPEG, grayscale, resize, to tensor) in a
   DataLoader with one worker per core, decoding every image every epoch;
-- project: `cxr.train.fit` on the array that `prepare` writes once (its build time is printed
+- project: `cxr.train.fit` (bfloat16, channels_last, as in params.yaml) on the array that
+  `prepare` writes once (its build time is printed
   separately: it is paid once per dataset, not per epoch or per model).
 
 `--full-resolution` first upscales the chosen images to 1500x1200 JPEGs, the size of Kermany's
@@ -69,7 +70,7 @@ def project(split: Split, batch_size: int, epochs: int) -> float:
     start = time.perf_counter()
     fit(model, split, tiny_val, [Phase("bench", epochs, 1e-3)], batch_size=batch_size,
         weight_decay=0.0, label_smoothing=0.0, sampler="none", augment=None,
-        generator=generator, device=torch.device("cpu"), live=NoLog())
+        generator=generator, device=torch.device("cpu"), live=NoLog(), precision="bf16")
     return len(split) * epochs / (time.perf_counter() - start)
 
 
