@@ -108,8 +108,8 @@ def fit(model: nn.Module, train: Split, val: Split, phases: list[Phase], *, batc
         schedule = OneCycleLR(optimizer, max_lr=phase.max_lr, total_steps=total_steps)
         for epoch in range(phase.epochs):
             model.train()
-            started, loss_sum, correct = time.perf_counter(), torch.zeros(()), torch.zeros(())
-            loss_sum, correct = loss_sum.to(device), correct.to(device)
+            started = time.perf_counter()
+            loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
             for idx in batches(make_sampler(train.labels, sampler, generator), batch_size):
                 x = to_input(images[idx], device)
                 y = train.labels[idx].to(device, non_blocking=True)
