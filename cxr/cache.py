@@ -22,7 +22,7 @@ def decode_many(paths: list[Path], size: int, workers: int = 0) -> np.ndarray:
     """(N, size, size) uint8, decoded in parallel processes (JPEG draft mode inside)."""
     out = np.empty((len(paths), size, size), dtype=np.uint8)
     workers = workers or os.cpu_count() or 1
-    chunk = max(1, min(64, len(paths) // (workers * 4) or 1))
+    chunk = max(1, min(64, len(paths) // (workers * 4)))
     decode = partial(decode_gray, size=size)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = pool.map(decode, paths, chunksize=chunk)

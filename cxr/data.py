@@ -63,6 +63,11 @@ def batches(sampler, batch_size: int):
         yield batch
 
 
+def _uniform(n: int, bound: float, generator: torch.Generator) -> torch.Tensor:
+    """`n` draws from U(-bound, bound)."""
+    return (torch.rand(n, generator=generator) * 2 - 1) * bound
+
+
 def random_affine(x: torch.Tensor, aug: dict, generator: torch.Generator) -> torch.Tensor:
     """Per-sample random rotation, shear, zoom, shift and horizontal flip of a (N, C, H, W) batch.
 
@@ -72,7 +77,7 @@ def random_affine(x: torch.Tensor, aug: dict, generator: torch.Generator) -> tor
     n = x.shape[0]
 
     def uniform(bound: float) -> torch.Tensor:
-        return (torch.rand(n, generator=generator) * 2 - 1) * bound
+        return _uniform(n, bound, generator)
 
     angle = torch.deg2rad(uniform(aug["rotation"]))
     shear = torch.tan(torch.deg2rad(uniform(aug["shear"])))
@@ -99,7 +104,7 @@ def random_intensity(x: torch.Tensor, aug: dict, generator: torch.Generator) -> 
     n = x.shape[0]
 
     def uniform(bound: float) -> torch.Tensor:
-        return ((torch.rand(n, generator=generator) * 2 - 1) * bound).view(n, 1, 1, 1).to(x)
+        return _uniform(n, bound, generator).view(n, 1, 1, 1).to(x)
 
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * (1 + uniform(aug["contrast"])) + mean + uniform(aug["brightness"])

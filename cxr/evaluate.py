@@ -6,14 +6,14 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from dvclive import Live
 
 from cxr import CLASSES
 from cxr.data import load_split
 from cxr.io import write_json
 from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
-from cxr.models import load_checkpoint
+from cxr.models import load_checkpoint, threshold_path
 from cxr.train import predict_proba, select_device
-from dvclive import Live
 
 
 def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
@@ -28,7 +28,7 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
     y_val, y_test = val.labels.numpy(), test.labels.numpy()
 
     threshold = choose_threshold(y_val, p_val, cfg["threshold"], cfg["target_sensitivity"])
-    write_json(Path(model_path).with_suffix(".threshold.json"), rounded({
+    write_json(threshold_path(model_path), rounded({
         "threshold": threshold, "rule": cfg["threshold"],
         "target_sensitivity": cfg["target_sensitivity"],
         "val": binary_metrics(y_val, p_val, threshold, ("sensitivity", "specificity")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -48,6 +49,14 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def run_dvc(*args: str) -> str:
+    """stdout of `dvc ARGS` run with this interpreter; a failure becomes a CxrError."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CxrError(f"`dvc {' '.join(args)}` failed: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
 
 
 def run_stage(main: Callable[[], Any]) -> None:

@@ -137,6 +137,11 @@ def pretrain(model: ResNet34, weights: str) -> None:
         model.load_backbone(read_state_dict(weights), weights)
 
 
+def threshold_path(model_path: str | Path) -> Path:
+    """The JSON beside a checkpoint holding its validation-fitted decision threshold."""
+    return Path(model_path).with_suffix(".threshold.json")
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: dict,
                     image_size: int, info: dict | None = None) -> None:
     path = Path(path)

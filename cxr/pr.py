@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 from cxr import MODELS, CxrError
+from cxr.io import run_dvc as dvc
 
 ROC_FILES = [f"eval/{m}/plots/sklearn/roc.json" for m in MODELS]
-
-
-def dvc(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CxrError(f"`dvc {' '.join(args)}` failed: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
 
 
 def metric_values(base: str, metric: str) -> dict[str, dict]:

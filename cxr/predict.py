@@ -22,7 +22,7 @@ from PIL import Image
 
 from cxr import CLASSES, CxrError
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
-from cxr.models import load_checkpoint
+from cxr.models import load_checkpoint, threshold_path
 from cxr.train import predict_proba, select_device
 
 
@@ -59,7 +59,7 @@ def quality_flags(data: bytes, min_size: int, max_aspect: float,
 def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect: float = 2.0,
             max_color: float = 8.0, device: str = "auto") -> list[dict]:
     model, ckpt = load_checkpoint(model_path)
-    threshold_file = model_path.with_suffix(".threshold.json")
+    threshold_file = threshold_path(model_path)
     threshold = (json.loads(threshold_file.read_text())["threshold"]
                  if threshold_file.is_file() else 0.5)
     size = ckpt["image_size"]

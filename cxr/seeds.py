@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from cxr import MODELS
+from cxr import MODELS, CxrError
+from cxr.io import run_dvc
 
 
 def runs(exp_show: list[dict]) -> list[dict]:
@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", type=Path,
                         help="a saved `dvc exp show --json`; default: run it")
     args = parser.parse_args(argv)
-    if args.source:
-        text = args.source.read_text()
-    else:
-        text = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
-                              capture_output=True, text=True, check=True).stdout
+    try:
+        text = args.source.read_text() if args.source else run_dvc("exp", "show", "--json")
+    except CxrError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(aggregate(runs(json.loads(text)), args.metric))
     return 0
 

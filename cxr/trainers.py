@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dvclive import Live
+
 from cxr.data import load_split
 from cxr.models import ResNet34, build_model, pretrain, save_checkpoint
 from cxr.train import Phase, fit, seed_everything, select_device
-from dvclive import Live
 
 # model name -> (params section, architecture)
 TRAINERS = {"baseline": ("baseline", "cnn8"), "balanced": ("balanced", "cnn8"),
