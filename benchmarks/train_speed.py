@@ -66,7 +66,7 @@ def naive(dataset, size: int, batch_size: int, epochs: int, workers: int) -> flo
 def project(split: Split, batch_size: int, epochs: int) -> float:
     generator = torch.manual_seed(0)
     model = build_model("cnn8")
-    tiny_val = Split(split.images[:1], split.labels[:1], [], [])
+    tiny_val = Split(split.images[:1], split.labels[:1], [], [], split.cache_size)
     start = time.perf_counter()
     fit(model, split, tiny_val, [Phase("bench", epochs, 1e-3)], batch_size=batch_size,
         weight_decay=0.0, label_smoothing=0.0, sampler="none", augment=None,
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
     cache = torch.from_numpy(decode_many(files, args.size))
     print(f"cache build (once per dataset): {len(files) / (time.perf_counter() - start):.0f} "
           "images/s")
-    split = Split(cache, labels, [], [])
+    split = Split(cache, labels, [], [], args.size)
     results = {"naive": naive(dataset, args.size, args.batch_size, args.epochs, workers),
                "project": project(split, args.batch_size, args.epochs)}
     for name, rate in results.items():

@@ -21,12 +21,27 @@ class Split:
     labels: torch.Tensor  # (N,) int64
     patients: list[str]
     pathogens: list[str]
+    cache_size: int  # side of the cached images these were resized from
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def load_split(folder: str | Path, split: str) -> Split:
+def resize(images: torch.Tensor, size: int, chunk: int = 512) -> torch.Tensor:
+    """uint8 (N, H, W) to uint8 (N, size, size), bilinear with antialiasing (a no-op at the
+    same size). The cache is written once at `prepare.image_size`; each model reads it at its
+    own `image_size`, and `cxr.predict` repeats the same two steps."""
+    if tuple(images.shape[1:]) == (size, size):
+        return images
+    out = [F.interpolate(images[i:i + chunk].unsqueeze(1).float(), size=(size, size),
+                         mode="bilinear", antialias=True, align_corners=False)
+           .round_().clamp_(0, 255).to(torch.uint8).squeeze(1)
+           for i in range(0, len(images), chunk)]
+    return torch.cat(out) if out else images.new_empty((0, size, size))
+
+
+def load_split(folder: str | Path, split: str, size: int | None = None) -> Split:
+    """One split of the cache, resized to `size` (default: as cached)."""
     folder = Path(folder)
     path = folder / f"{split}.npy"
     if not path.is_file():
@@ -36,8 +51,13 @@ def load_split(folder: str | Path, split: str) -> Split:
     if len(rows) != len(images):
         raise CxrError(f"{folder}: manifest.csv lists {len(rows)} {split} images but {path} "
                        f"holds {len(images)}; rerun `dvc repro prepare`.")
-    return Split(images, torch.tensor([r["label"] for r in rows], dtype=torch.int64),
-                 [r["patient"] for r in rows], [r["pathogen"] for r in rows])
+    cache_size = int(images.shape[-1])
+    if size is not None and size > cache_size:
+        raise CxrError(f"{path}: cached at {cache_size} px, smaller than the {size} px asked "
+                       f"for; set prepare.image_size >= {size} and rerun `dvc repro prepare`.")
+    return Split(resize(images, size or cache_size),
+                 torch.tensor([r["label"] for r in rows], dtype=torch.int64),
+                 [r["patient"] for r in rows], [r["pathogen"] for r in rows], cache_size)
 
 
 def make_sampler(labels: torch.Tensor, kind: str, generator: torch.Generator):

@@ -22,7 +22,8 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
     device = select_device(params["device"])
     model, ckpt = load_checkpoint(model_path)
     model.to(device)
-    val, test = load_split(data_dir, "val"), load_split(data_dir, "test")
+    size = ckpt["image_size"]
+    val, test = load_split(data_dir, "val", size), load_split(data_dir, "test", size)
     p_val = predict_proba(model, val.images, device, cfg["tta"])
     p_test = predict_proba(model, test.images, device, cfg["tta"])
     y_val, y_test = val.labels.numpy(), test.labels.numpy()

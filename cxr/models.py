@@ -143,13 +143,15 @@ def threshold_path(model_path: str | Path) -> Path:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: dict,
-                    image_size: int, info: dict | None = None) -> None:
+                    image_size: int, cache_size: int, info: dict | None = None) -> None:
+    """`image_size`: the model's input side; `cache_size`: the side images were first decoded
+    to (prepare.image_size) before being resized to it, which predict repeats."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"arch": arch, "config": config, "image_size": image_size, "info": info or {},
-                "state_dict": state}, tmp)
+    torch.save({"arch": arch, "config": config, "image_size": image_size,
+                "cache_size": cache_size, "info": info or {}, "state_dict": state}, tmp)
     tmp.replace(path)
 
 

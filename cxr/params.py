@@ -95,6 +95,13 @@ def validate(p: dict) -> dict:
     _int(p, "prepare.image_size", 32)
     _int(p, "prepare.workers", 0)
 
+    for section in (*CNN_SECTIONS, "finetune"):
+        _int(p, f"{section}.image_size", 32)
+        if p[section]["image_size"] > p["prepare"]["image_size"]:
+            raise CxrError(f"params.yaml: `{section}.image_size` is {p[section]['image_size']}, "
+                           f"larger than the cache (`prepare.image_size`: "
+                           f"{p['prepare']['image_size']}); raise prepare.image_size or lower "
+                           f"{section}.image_size.")
     for section in CNN_SECTIONS:
         _int(p, f"{section}.epochs")
         _int(p, f"{section}.batch_size")

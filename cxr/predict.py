@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from cxr import CLASSES, CxrError
+from cxr.data import resize
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
 from cxr.models import load_checkpoint, threshold_path
 from cxr.train import predict_proba, select_device
@@ -62,13 +63,13 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
     threshold_file = threshold_path(model_path)
     threshold = (json.loads(threshold_file.read_text())["threshold"]
                  if threshold_file.is_file() else 0.5)
-    size = ckpt["image_size"]
+    cache_size = ckpt.get("cache_size", ckpt["image_size"])
     rows, decoded, arrays = [], [], []
     for path in find_images(paths):
         row = {"path": str(path), "probability": None, "label": None, "threshold": threshold}
         try:
             data = path.read_bytes()
-            arrays.append(decode_gray(data, size))
+            arrays.append(decode_gray(data, cache_size))
             row["flags"] = quality_flags(data, min_size, max_aspect, max_color)
             decoded.append(row)
         except (ImageError, OSError) as err:
@@ -76,7 +77,8 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
         rows.append(row)
     if arrays:
         dev = select_device(device)
-        probs = predict_proba(model.to(dev), torch.from_numpy(np.stack(arrays)), dev, tta=True)
+        images = resize(torch.from_numpy(np.stack(arrays)), ckpt["image_size"])
+        probs = predict_proba(model.to(dev), images, dev, tta=True)
         for row, p in zip(decoded, probs, strict=True):
             row["probability"] = round(float(p), 4)
             row["label"] = CLASSES[int(p >= threshold)]

@@ -35,7 +35,9 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
     cfg = params[section]
     generator = seed_everything(params["seed"])
     device = select_device(params["device"])
-    train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
+    image_size = cfg["image_size"]
+    train = load_split(data_dir, "train", image_size)
+    val = load_split(data_dir, "val", image_size)
     config = {k: cfg[k] for k in ("width", "dropout") if k in cfg}
     model = build_model(arch, **config)
     info = {}
@@ -43,12 +45,11 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
         pretrain(model, cfg["weights"])
         info["weights"] = cfg["weights"]
     phases, sampler, augment = _recipe(name, params, model)
-    image_size = int(train.images.shape[-1])
 
     with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_params({"model": name, "arch": arch, "sampler": sampler, "device": device.type,
                          "precision": params["precision"], "seed": params["seed"],
-                         "image_size": image_size, **cfg, "train_images": len(train),
+                         "cache_size": train.cache_size, **cfg, "train_images": len(train),
                          "val_images": len(val)})
         lrs = fit(model, train, val, phases, batch_size=cfg["batch_size"],
                   weight_decay=cfg["weight_decay"], label_smoothing=cfg["label_smoothing"],
@@ -57,4 +58,4 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
         live.log_plot("lr", [{"step": i, "lr": lr} for i, lr in enumerate(lrs)], x="step",
                       y="lr", template="linear", title=f"{name}: learning rate per step")
         live.summary.update(info)
-    save_checkpoint(model_path, model.cpu(), arch, config, image_size, info)
+    save_checkpoint(model_path, model.cpu(), arch, config, image_size, train.cache_size, info)

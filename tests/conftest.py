@@ -24,10 +24,11 @@ def params(default_params) -> dict:
 def tiny_overrides(p: dict) -> dict:
     """Shrink params.yaml so the whole pipeline runs in seconds."""
     p["data"]["synthetic"].update(n_train=80, n_test=32, image_size=48)
-    p["prepare"].update(image_size=32, workers=2)
+    p["prepare"].update(image_size=48, workers=2)
     for section in ("baseline", "balanced", "cnn11"):
-        p[section].update(epochs=1, batch_size=16)
-    p["finetune"].update(batch_size=16)
+        p[section].update(epochs=1, batch_size=16, image_size=32)
+    p["cnn11"]["image_size"] = 48
+    p["finetune"].update(batch_size=16, image_size=32)
     p["finetune"]["frozen"]["epochs"] = 1
     p["finetune"]["unfrozen"]["epochs"] = 1
     p["evaluate"]["n_boot"] = 20

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from cxr.data import batches, make_sampler, random_affine, random_intensity
+from cxr import CxrError
+from cxr.data import batches, load_split, make_sampler, random_affine, random_intensity, resize
 
 
 def class_fraction(kind: str, labels: torch.Tensor, seed: int = 0) -> float:
@@ -52,3 +53,20 @@ def test_intensity_jitter_is_seeded_bounded_and_identity_when_off():
     assert means.std() > 0  # each image gets its own exposure
     off = {k: 0 for k in aug}
     assert torch.allclose(random_intensity(x, off, torch.Generator()), x, atol=1e-6)
+
+
+def test_resize_keeps_uint8_and_content_and_load_split_checks_the_cache(tmp_path):
+    gradient = torch.linspace(0, 255, 64).round().to(torch.uint8).expand(3, 64, 64).clone()
+    assert resize(gradient, 64) is gradient
+    small = resize(gradient, 32)
+    assert small.dtype == torch.uint8 and small.shape == (3, 32, 32)
+    assert torch.all(small[:, :, 1:].int() >= small[:, :, :-1].int())  # still a left-right ramp
+    assert abs(small.float().mean() - gradient.float().mean()) < 1
+    np.save(tmp_path / "val.npy", gradient.numpy())
+    (tmp_path / "manifest.csv").write_text(
+        "index,path,label,split,patient,pathogen\n"
+        + "".join(f"{i},v/{i}.jpeg,{i % 2},val,P{i},normal\n" for i in range(3)))
+    split = load_split(tmp_path, "val", 32)
+    assert torch.equal(split.images, small) and split.cache_size == 64
+    with pytest.raises(CxrError, match="cached at 64 px, smaller than the 128 px"):
+        load_split(tmp_path, "val", 128)

@@ -94,7 +94,8 @@ def test_unsafe_pickle_is_refused(tmp_path):
 def test_checkpoint_round_trip(tmp_path):
     model = build_model("cnn11", width=8, dropout=0.1).eval()
     path = tmp_path / "m.pt"
-    save_checkpoint(path, model, "cnn11", {"width": 8, "dropout": 0.1}, 32, {"weights": "none"})
+    save_checkpoint(path, model, "cnn11", {"width": 8, "dropout": 0.1}, 32, 48,
+                    {"weights": "none"})
     loaded, meta = load_checkpoint(path)
     x = torch.rand(2, 1, 32, 32)
     assert torch.equal(loaded(x), model(x))

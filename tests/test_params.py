@@ -22,6 +22,8 @@ def test_default_params_are_valid():
     ("prepare.val_fraction", 1.0, "`prepare.val_fraction` must be a number in (0, 1)"),
     ("prepare.val_fraction", 0, "`prepare.val_fraction`"),
     ("evaluate.threshold", "median", "`evaluate.threshold`"),
+    ("cnn11.image_size", 16, "`cnn11.image_size` must be an integer >= 32"),
+    ("finetune.image_size", 4096, "`finetune.image_size` is 4096, larger than the cache"),
 ])
 def test_invalid_params_are_named(params, key, value, message):
     node = params

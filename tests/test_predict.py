@@ -2,17 +2,21 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from cxr.models import build_model, save_checkpoint
+from cxr.cache import decode_many
+from cxr.data import resize
+from cxr.models import build_model, load_checkpoint, save_checkpoint
 from cxr.predict import main
 from cxr.synthetic import generate
+from cxr.train import predict_proba
 
 
 @pytest.fixture
 def model_path(tmp_path):
     path = tmp_path / "models" / "cnn8.pt"
-    save_checkpoint(path, build_model("cnn8", width=8), "cnn8", {"width": 8}, 32)
+    save_checkpoint(path, build_model("cnn8", width=8), "cnn8", {"width": 8}, 32, 48)
     path.with_suffix(".threshold.json").write_text(json.dumps({"threshold": 0.3}))
     return path
 
@@ -54,3 +58,15 @@ def test_predict_table_and_usage_errors(tmp_path, model_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--model", str(model_path)])
     assert exit_info.value.code == 2
+
+
+def test_predict_preprocesses_like_the_pipeline(tmp_path, model_path, capsys):
+    """Decode at the cache size, then resize to the model's size: the scores evaluate sees."""
+    generate(tmp_path / "syn", 8, 4, 200, seed=3)
+    files = sorted((tmp_path / "syn").rglob("*.jpeg"))[:5]
+    assert main(["--model", str(model_path), *map(str, files), "--json"]) == 0
+    got = {r["path"]: r["probability"] for r in json.loads(capsys.readouterr().out)}
+    model, _ = load_checkpoint(model_path)
+    images = resize(torch.from_numpy(decode_many(files, 48, workers=1)), 32)
+    expected = predict_proba(model, images, torch.device("cpu"), tta=True)
+    assert [got[str(f)] for f in files] == [round(float(p), 4) for p in expected]
