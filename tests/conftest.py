@@ -27,7 +27,7 @@ def tiny_overrides(p: dict) -> dict:
     p["prepare"].update(image_size=48, workers=2)
     for section in ("baseline", "balanced", "cnn11"):
         p[section].update(epochs=1, batch_size=16, image_size=32)
-    p["cnn11"]["image_size"] = 48
+    p["cnn11"]["image_size"] = 48  # read as cached; the other models resize 48 -> 32 px
     p["finetune"].update(batch_size=16, image_size=32)
     p["finetune"]["frozen"]["epochs"] = 1
     p["finetune"]["unfrozen"]["epochs"] = 1
