@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from cxr import MODELS, CxrError
-from cxr.metrics import mcnemar_p, patient_bootstrap
+from cxr.metrics import bootstrap_weights, mcnemar_p, weighted_ranking
 
 # The article's test-set figures (624 images: 234 NORMAL, 390 PNEUMONIA).
 ARTICLE = {
@@ -44,10 +44,8 @@ def compare(a: str, b: str, eval_dir: Path, thresholds: dict, n_boot: int, seed:
         raise CxrError(f"{eval_dir}: predictions of {a} and {b} are not on the same test images.")
     correct_a = (pa >= thresholds[a]) == y
     correct_b = (pb >= thresholds[b]) == y
-    deltas = patient_bootstrap(
-        y, pa, patients,
-        lambda i: roc_auc_score(y[i], pb[i]) - roc_auc_score(y[i], pa[i])
-        if len(np.unique(y[i])) == 2 else np.nan, n_boot, seed)
+    w = bootstrap_weights(patients, n_boot, seed)
+    deltas = weighted_ranking(y, pb, w)[0] - weighted_ranking(y, pa, w)[0]
     lo, hi = np.nanpercentile(deltas, [2.5, 97.5])
     return {"mcnemar_p": mcnemar_p(correct_a, correct_b),
             "accuracy_delta": float(correct_b.mean() - correct_a.mean()),

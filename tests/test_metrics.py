@@ -3,12 +3,14 @@ import pytest
 from sklearn import metrics as skm
 
 from cxr.metrics import (
+    CI_KEYS,
     binary_metrics,
     bootstrap_ci,
+    bootstrap_weights,
     choose_threshold,
     expected_calibration_error,
     mcnemar_p,
-    patient_bootstrap,
+    weighted_ranking,
 )
 
 
@@ -65,17 +67,44 @@ def test_ece_perfect_and_bad_calibration():
 
 def test_bootstrap_resamples_whole_patients_and_covers_estimate(scores):
     y, p = scores
-    patients = [f"p{i // 3}" for i in range(len(y))]  # 3 images per patient
-
-    def sizes(idx):
-        return len(idx)
-
-    assert set(patient_bootstrap(y, p, patients, sizes, 50, 0)) == {300.0}
-    ci = bootstrap_ci(y, p, patients, 0.5, 200, seed=1)
+    patients = np.array([f"p{i // 3}" for i in range(len(y))])  # 3 images per patient
+    w = bootstrap_weights(list(patients), 50, 0)
+    assert w.shape == (50, 300)
+    assert (w.sum(axis=1) == 300).all()  # 100 patients drawn, 3 images each
+    for row in w:  # an image is drawn exactly as often as its patient
+        assert all(len(set(row[patients == pid])) == 1 for pid in np.unique(patients))
+    ci = bootstrap_ci(y, p, list(patients), 0.5, 200, seed=1)
     point = binary_metrics(y, p, 0.5)
     for key, bounds in ci.items():
         assert bounds["lo"] <= point[key] <= bounds["hi"], key
-    assert ci == bootstrap_ci(y, p, patients, 0.5, 200, seed=1)
+    assert ci == bootstrap_ci(y, p, list(patients), 0.5, 200, seed=1)
+
+
+def test_bootstrap_equals_metrics_of_each_resampled_test_set(scores):
+    """The weighted, all-at-once bootstrap gives what scikit-learn gives on each resample."""
+    y, p = scores
+    p = np.round(p, 2)  # ties
+    patients = [f"p{i // 2}" for i in range(len(y))]
+    w = bootstrap_weights(patients, 30, 3)
+    idx = [np.repeat(np.arange(len(y)), row.astype(int)) for row in w]
+    auc, ap = weighted_ranking(y, p, w)
+    assert auc == pytest.approx([skm.roc_auc_score(y[i], p[i]) for i in idx], abs=1e-12)
+    assert ap == pytest.approx([skm.average_precision_score(y[i], p[i]) for i in idx], abs=1e-12)
+    assert auc == pytest.approx([skm.roc_auc_score(y, p, sample_weight=r) for r in w], abs=1e-12)
+    per_resample = np.array([list(binary_metrics(y[i], p[i], 0.5, CI_KEYS).values())
+                             for i in idx])
+    lo, hi = np.nanpercentile(per_resample, [2.5, 97.5], axis=0)
+    ci = bootstrap_ci(y, p, patients, 0.5, 30, 3)
+    assert [ci[k]["lo"] for k in CI_KEYS] == pytest.approx(lo, abs=1e-12)
+    assert [ci[k]["hi"] for k in CI_KEYS] == pytest.approx(hi, abs=1e-12)
+
+
+def test_weighted_ranking_is_nan_when_a_resample_has_one_class():
+    y, p = np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])
+    auc, ap = weighted_ranking(y, p, np.array([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=float))
+    assert np.isnan(auc[0]) and np.isnan(ap[0])
+    assert auc[1] == pytest.approx(skm.roc_auc_score(y, p))
+    assert ap[1] == pytest.approx(skm.average_precision_score(y, p))
 
 
 def test_mcnemar():
