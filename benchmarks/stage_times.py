@@ -19,6 +19,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cxr.params import set_param  # noqa: E402
 
 
 def stage_commands(dvc_yaml: dict) -> list[tuple[str, str]]:
@@ -33,15 +36,6 @@ def stage_commands(dvc_yaml: dict) -> list[tuple[str, str]]:
                 cmd = cmd.replace("${" + key + "}", str(value))
             out.append((f"{name}@{item}" if item is not None else name, cmd))
     return out
-
-
-def set_param(params: dict, assignment: str) -> None:
-    key, value = assignment.split("=", 1)
-    *parents, leaf = key.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    node[leaf] = yaml.safe_load(value)
 
 
 def main() -> None:

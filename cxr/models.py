@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from cxr import CxrError
@@ -60,6 +59,8 @@ class ResNet34(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        import torchvision  # here, not at the top: its import takes ~1.6 s the CNNs don't need
+
         self.net = torchvision.models.resnet34(weights=None)
         self.net.fc = nn.Linear(self.net.fc.in_features, 2)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
@@ -120,6 +121,8 @@ def read_state_dict(path: str | Path) -> dict:
 
 def imagenet_state_dict() -> dict:
     """torchvision's ResNet34 ImageNet weights from the torch hub cache, else downloaded."""
+    import torchvision
+
     weights = torchvision.models.ResNet34_Weights.IMAGENET1K_V1
     cache = Path(torch.hub.get_dir()) / "checkpoints"
     try:

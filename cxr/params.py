@@ -26,6 +26,18 @@ def get(params: dict, key: str) -> Any:
     return node
 
 
+def set_param(params: dict, assignment: str) -> None:
+    """Apply one `key.sub=value` override in place, like `dvc exp run -S` (value parsed as YAML)."""
+    key, sep, value = assignment.partition("=")
+    if not sep:
+        raise CxrError(f"override {assignment!r}: expected key=value, e.g. cnn11.epochs=20.")
+    *parents, leaf = key.split(".")
+    node = get(params, ".".join(parents)) if parents else params
+    if not isinstance(node, dict) or leaf not in node:
+        raise CxrError(f"override {assignment!r}: params.yaml has no `{key}`.")
+    node[leaf] = yaml.safe_load(value)
+
+
 def _fail(key: str, rule: str, value: Any) -> CxrError:
     return CxrError(f"params.yaml: `{key}` must be {rule} (got {value!r}); "
                     f"fix params.yaml or pass `-S {key}=...`.")
