@@ -26,33 +26,26 @@ from sklearn.metrics import log_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cxr.data import load_split  # noqa: E402
+from cxr.evaluate import score_splits  # noqa: E402
 from cxr.io import run_stage  # noqa: E402
-from cxr.metrics import binary_metrics, choose_threshold  # noqa: E402
-from cxr.models import load_checkpoint  # noqa: E402
+from cxr.metrics import binary_metrics  # noqa: E402
 from cxr.params import load_params, set_param, validate  # noqa: E402
-from cxr.train import predict_proba, select_device  # noqa: E402
 from cxr.trainers import TRAINERS, train_model  # noqa: E402
 
 
 def run(model: str, variant: str, seed: int, base: dict, data: Path) -> dict:
     params = copy.deepcopy(base)
     params["seed"] = seed
-    params["prepare"]["image_size"] = load_split(data, "val").cache_size
     for assignment in variant.split():
         set_param(params, assignment)
     validate(params)
-    ev = params["evaluate"]
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        train_model(model, params, data, f"{tmp}/model.pt", f"{tmp}/live")
-        net, ckpt = load_checkpoint(f"{tmp}/model.pt")
-    seconds = time.perf_counter() - start
-    device = select_device(params["device"])
-    net.to(device)
-    val, test = (load_split(data, s, ckpt["image_size"]) for s in ("val", "test"))
-    p_val, p_test = (predict_proba(net, s.images, device, ev["tta"]) for s in (val, test))
+    with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.redirect_stdout(io.StringIO()):
+            train_model(model, params, data, f"{tmp}/model.pt", f"{tmp}/live")
+        seconds = time.perf_counter() - start
+        _, val, test, p_val, p_test, threshold = score_splits(params, data, f"{tmp}/model.pt")
     y_val, y_test = val.labels.numpy(), test.labels.numpy()
-    threshold = choose_threshold(y_val, p_val, ev["threshold"], ev["target_sensitivity"])
     keys = ("accuracy", "roc_auc")
     return {"model": model, "variant": variant, "seed": seed, "train_s": round(seconds, 1),
             "val_roc_auc": round(binary_metrics(y_val, p_val, threshold, keys)["roc_auc"], 4),
@@ -74,6 +67,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
     base = load_params(args.params)
+    base["prepare"]["image_size"] = load_split(args.data, "val").cache_size  # variants may use it
     results = []
     for variant in args.variants:
         for seed in args.seeds:

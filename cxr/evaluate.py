@@ -9,16 +9,17 @@ import numpy as np
 from dvclive import Live
 
 from cxr import CLASSES
-from cxr.data import load_split
+from cxr.data import Split, load_split
 from cxr.io import write_json
 from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
 from cxr.models import load_checkpoint, threshold_path
 from cxr.train import predict_proba, select_device
 
 
-def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
-                   out_dir: str | Path, metrics_path: str | Path) -> dict:
-    cfg, seed = params["evaluate"], params["seed"]
+def score_splits(params: dict, data_dir: str | Path, model_path: str | Path
+                 ) -> tuple[dict, Split, Split, np.ndarray, np.ndarray, float]:
+    """(checkpoint, val, test, val scores, test scores, threshold fitted on val) of a model."""
+    cfg = params["evaluate"]
     device = select_device(params["device"])
     model, ckpt = load_checkpoint(model_path)
     model.to(device)
@@ -26,9 +27,16 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
     val, test = load_split(data_dir, "val", size), load_split(data_dir, "test", size)
     p_val = predict_proba(model, val.images, device, cfg["tta"])
     p_test = predict_proba(model, test.images, device, cfg["tta"])
-    y_val, y_test = val.labels.numpy(), test.labels.numpy()
+    threshold = choose_threshold(val.labels.numpy(), p_val, cfg["threshold"],
+                                 cfg["target_sensitivity"])
+    return ckpt, val, test, p_val, p_test, threshold
 
-    threshold = choose_threshold(y_val, p_val, cfg["threshold"], cfg["target_sensitivity"])
+
+def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
+                   out_dir: str | Path, metrics_path: str | Path) -> dict:
+    cfg, seed = params["evaluate"], params["seed"]
+    ckpt, val, test, p_val, p_test, threshold = score_splits(params, data_dir, model_path)
+    y_val, y_test = val.labels.numpy(), test.labels.numpy()
     write_json(threshold_path(model_path), rounded({
         "threshold": threshold, "rule": cfg["threshold"],
         "target_sensitivity": cfg["target_sensitivity"],
