@@ -44,15 +44,15 @@ def run(model: str, variant: str, seed: int, base: dict, data: Path) -> dict:
         with contextlib.redirect_stdout(io.StringIO()):
             train_model(model, params, data, f"{tmp}/model.pt", f"{tmp}/live")
         seconds = time.perf_counter() - start
-        _, val, test, p_val, p_test, threshold = score_splits(params, data, f"{tmp}/model.pt")
-    y_val, y_test = val.labels.numpy(), test.labels.numpy()
+        s = score_splits(params, data, f"{tmp}/model.pt")
+    y_val, y_test = s.val.labels.numpy(), s.test.labels.numpy()
     keys = ("accuracy", "roc_auc")
     return {"model": model, "variant": variant, "seed": seed, "train_s": round(seconds, 1),
-            "val_roc_auc": round(binary_metrics(y_val, p_val, threshold, keys)["roc_auc"], 4),
-            "val_log_loss": round(log_loss(y_val, p_val, labels=[0, 1]), 4),
-            "threshold": round(threshold, 4),
+            "val_roc_auc": round(binary_metrics(y_val, s.p_val, s.threshold, keys)["roc_auc"], 4),
+            "val_log_loss": round(log_loss(y_val, s.p_val, labels=[0, 1]), 4),
+            "threshold": round(s.threshold, 4), "tta": s.tta,
             **{f"test_{k}": round(v, 4)
-               for k, v in binary_metrics(y_test, p_test, threshold, keys).items()}}
+               for k, v in binary_metrics(y_test, s.p_test, s.threshold, keys).items()}}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

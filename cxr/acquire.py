@@ -111,7 +111,7 @@ def safe_extract(archive: Path, target: Path) -> int:
     return len(members)
 
 
-def materialise(data: dict, seed: int, dst: str | Path, workers: int = 0) -> dict:
+def materialise(data: dict, dst: str | Path, workers: int = 0) -> dict:
     """Produce the validated Kaggle layout at `dst` from `data.source`; return the ingest report."""
     source, limit = data["source"], data["max_excluded_fraction"]
     dst = Path(dst)
@@ -123,7 +123,7 @@ def materialise(data: dict, seed: int, dst: str | Path, workers: int = 0) -> dic
             staging = Path(staging)
             if source == "synthetic":
                 syn = data["synthetic"]
-                generate(staging, syn["n_train"], syn["n_test"], syn["image_size"], seed)
+                generate(staging, syn["n_train"], syn["n_test"], syn["image_size"], syn["seed"])
             else:
                 archive = Path(data["archive"])
                 if source == "mendeley":

@@ -146,15 +146,19 @@ def threshold_path(model_path: str | Path) -> Path:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: dict,
-                    image_size: int, cache_size: int, info: dict | None = None) -> None:
+                    image_size: int, cache_size: int, info: dict | None = None,
+                    trained_hflip: float = 0.0) -> None:
     """`image_size`: the model's input side; `cache_size`: the side images were first decoded
-    to (prepare.image_size) before being resized to it, which predict repeats."""
+    to (prepare.image_size) before being resized to it, which predict repeats;
+    `trained_hflip`: the probability of a horizontal flip in training (test-time flips are
+    only tried for models that saw flipped images)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"arch": arch, "config": config, "image_size": image_size,
-                "cache_size": cache_size, "info": info or {}, "state_dict": state}, tmp)
+                "cache_size": cache_size, "info": info or {}, "trained_hflip": trained_hflip,
+                "state_dict": state}, tmp)
     tmp.replace(path)
 
 

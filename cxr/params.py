@@ -13,6 +13,7 @@ SAMPLERS = ("none", "weighted")
 SOURCES = ("synthetic", "folder", "archive", "mendeley")
 THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "bf16", "fp32")
 CNN_SECTIONS = ("baseline", "balanced", "cnn11")
 
 
@@ -83,7 +84,7 @@ def validate(p: dict) -> dict:
     _int(p, "seed", 0)
     _choice(p, "sampler", SAMPLERS)
     _choice(p, "device", DEVICES)
-    _choice(p, "precision", ("bf16", "fp32"))
+    _choice(p, "precision", PRECISIONS)
 
     _choice(p, "data.source", SOURCES)
     source = p["data"]["source"]
@@ -102,8 +103,10 @@ def validate(p: dict) -> dict:
     _int(p, "data.synthetic.n_train", 8)
     _int(p, "data.synthetic.n_test", 4)
     _int(p, "data.synthetic.image_size", 16)
+    _int(p, "data.synthetic.seed", 0)
 
     _number(p, "prepare.val_fraction", 0, 1, open_low=True, open_high=True)
+    _int(p, "prepare.seed", 0)
     _int(p, "prepare.image_size", 32)
     _int(p, "prepare.workers", 0)
 
@@ -138,8 +141,8 @@ def validate(p: dict) -> dict:
     _choice(p, "evaluate.threshold", THRESHOLD_RULES)
     _number(p, "evaluate.target_sensitivity", 0, 1, open_low=True, open_high=True)
     _int(p, "evaluate.n_boot")
-    if not isinstance(get(p, "evaluate.tta"), bool):
-        raise _fail("evaluate.tta", "true or false", p["evaluate"]["tta"])
+    if get(p, "evaluate.tta") not in (True, False, "auto"):
+        raise _fail("evaluate.tta", "auto, true or false", p["evaluate"]["tta"])
     if not isinstance(get(p, "gate.metric"), str):
         raise _fail("gate.metric", "a key of metrics/<model>.json such as test.roc_auc",
                     p["gate"]["metric"])

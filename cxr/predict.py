@@ -3,8 +3,10 @@
     python -m cxr.predict --model models/resnet34.pt PATH [PATH ...] [--json]
 
 PATHs are image files or folders (searched recursively for .jpeg/.jpg/.png). For each image:
-the pneumonia probability, the label at the model's validation-fitted threshold (from
-<checkpoint>.threshold.json beside it; 0.5 when absent) and input-quality flags. Exit code 0
+the pneumonia probability, the label at the model's validation-fitted threshold and input-quality
+flags. The threshold, and whether scores average in the mirror image, come from
+<checkpoint>.threshold.json beside it (written by `evaluate`), so predict scores exactly as the
+threshold was fitted; without that file: 0.5 and no flip, with a warning. Exit code 0
 whatever the images hold; 2 for usage errors (no model, no paths).
 """
 
@@ -61,12 +63,18 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
             max_color: float = 8.0, device: str = "auto") -> list[dict]:
     model, ckpt = load_checkpoint(model_path)
     threshold_file = threshold_path(model_path)
-    threshold = (json.loads(threshold_file.read_text())["threshold"]
-                 if threshold_file.is_file() else 0.5)
+    fitted = {"threshold": 0.5, "tta": False}
+    if threshold_file.is_file():
+        fitted = json.loads(threshold_file.read_text())
+    else:
+        print(f"warning: {threshold_file} not found: threshold 0.5, no test-time flip; run "
+              "`dvc repro` to fit them on validation.", file=sys.stderr)
+    threshold, tta = fitted["threshold"], bool(fitted.get("tta", False))
     cache_size = ckpt.get("cache_size", ckpt["image_size"])
     rows, decoded, arrays = [], [], []
     for path in find_images(paths):
-        row = {"path": str(path), "probability": None, "label": None, "threshold": threshold}
+        row = {"path": str(path), "probability": None, "label": None, "threshold": threshold,
+               "tta": tta}
         try:
             data = path.read_bytes()
             arrays.append(decode_gray(data, cache_size))
@@ -78,7 +86,7 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
     if arrays:
         dev = select_device(device)
         images = resize(torch.from_numpy(np.stack(arrays)), ckpt["image_size"])
-        probs = predict_proba(model.to(dev), images, dev, tta=True)
+        probs = predict_proba(model.to(dev), images, dev, tta)
         for row, p in zip(decoded, probs, strict=True):
             row["probability"] = round(float(p), 4)
             row["label"] = CLASSES[int(p >= threshold)]

@@ -36,6 +36,14 @@ def _ci(m: dict, key: str, pct: bool = True) -> str:
     return f"{value:.3f} ({ci['lo']:.3f}–{ci['hi']:.3f})"
 
 
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def compare(a: str, b: str, eval_dir: Path, thresholds: dict, n_boot: int, seed: int) -> dict:
     """McNemar on correctness at each model's threshold; paired patient bootstrap of ΔAUC."""
     y, pa, patients = read_predictions(eval_dir / a / "predictions.csv")
@@ -81,6 +89,22 @@ def summary(metrics_dir: Path, eval_dir: Path, n_boot: int, seed: int) -> str:
             f"{a['tn']} | {int(m['test']['tn'])} | {a['tp']} | {int(m['test']['tp'])} | "
             f"{_ci(m, 'sensitivity')} | {_ci(m, 'specificity')} | "
             f"{_ci(m, 'roc_auc', pct=False)} | {m['threshold']:.3f} |")
+    n_disjoint = metrics["baseline"]["test_disjoint"]["images"]
+    lines += ["", "## Patients not seen in training", "",
+              f"{n_disjoint} of the {n_test} test images belong to patients whose id appears "
+              "nowhere in train or val; the official test set shares the others' ids with "
+              "train+val. Same thresholds as above. Validation columns are in-sample: the "
+              "threshold and the test-time flip were fitted on those same images.", "",
+              "| model | test accuracy | disjoint subset: accuracy | sensitivity | specificity "
+              "| ROC AUC | test-time flip | validation accuracy (in-sample) | validation ROC AUC |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name in MODELS:
+        m = metrics[name]
+        d, v = m["test_disjoint"], m["val_in_sample"]
+        lines.append(f"| `{name}` | {m['test']['accuracy']:.1%} | {_pct(d['accuracy'])} | "
+                     f"{_pct(d['sensitivity'])} | {_pct(d['specificity'])} | "
+                     f"{_num(d['roc_auc'])} | {'yes' if m['tta'] else 'no'} | "
+                     f"{v['accuracy']:.1%} | {v['roc_auc']:.3f} |")
     lines += ["", "## Consecutive models, paired on the same test images", "",
               "| comparison | Δ accuracy | McNemar p | Δ ROC AUC (95% CI) | verdict |",
               "|---|---|---|---|---|"]

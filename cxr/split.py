@@ -1,15 +1,18 @@
-"""Patients from Kermany file names, and a patient-level, class-stratified train/val split."""
+"""Patients from Kermany file names, and a train/val split by connected groups of images
+(same patient or byte-identical content), stratified by class."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cxr import CLASSES
+from cxr import CLASSES, CxrError
 
 PERSON = re.compile(r"^(person\d+)_(bacteria|virus)_\d+", re.IGNORECASE)
 NORMAL_ID = re.compile(r"^((?:NORMAL2-)?IM-\d+)-", re.IGNORECASE)
@@ -23,6 +26,7 @@ class Record:
     split: str     # train | val | test
     patient: str
     pathogen: str  # normal | bacterial | viral | unknown
+    sha256: str = ""  # of the file's bytes: exact duplicates share it
 
 
 def parse_name(stem: str, label: int) -> tuple[str | None, str]:
@@ -50,24 +54,63 @@ def scan(root: str | Path) -> tuple[list[Record], int]:
                     unknown += 1
                     patient = f"file:{path.stem}"
                 records.append(Record(path.relative_to(root).as_posix(), label,
-                                      "test" if split == "test" else "train", patient, pathogen))
+                                      "test" if split == "test" else "train", patient, pathogen,
+                                      hashlib.sha256(path.read_bytes()).hexdigest()))
     return records, unknown
 
 
-def assign_val(records: list[Record], val_fraction: float, seed: int) -> None:
-    """Move about `val_fraction` of the non-test patients to val, stratified by class."""
-    # Imported here: `Record` is read by every training stage, which needs no scikit-learn
-    # (1.1 s of the 3.1 s `import cxr.trainers` takes here).
-    from sklearn.model_selection import StratifiedGroupKFold
+def link_groups(records: list[Record]) -> list[int]:
+    """Group index per record: records sharing a patient or a content hash, transitively."""
+    parent = list(range(len(records)))
 
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(records):
+        for key in (("patient", r.patient), ("sha256", r.sha256)):
+            if not key[1]:
+                continue
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    roots = [root(i) for i in range(len(records))]
+    index = {r: k for k, r in enumerate(dict.fromkeys(roots))}
+    return [index[r] for r in roots]
+
+
+def assign_val(records: list[Record], val_fraction: float, seed: int) -> None:
+    """Move `val_fraction` of the non-test images to val, in whole linked groups, per class.
+
+    Groups (`link_groups`) keep a patient's images, and exact duplicates, on one side. Within
+    each class (a group's majority label), groups are taken in a seeded random order whenever
+    one brings the class's val count closer to its target, so the fraction obtained is the
+    one asked for, to the granularity of the groups.
+    """
     pool = [r for r in records if r.split != "test"]
-    n_splits = max(2, round(1 / val_fraction))
-    y = np.array([r.label for r in pool])
-    groups = np.array([r.patient for r in pool])
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, val_idx = next(folds.split(np.zeros(len(pool)), y, groups))
-    for i in val_idx:
-        pool[i].split = "val"
+    members: dict[int, list[Record]] = defaultdict(list)
+    for r, g in zip(pool, link_groups(pool), strict=True):
+        members[g].append(r)
+    rng = np.random.default_rng(seed)
+    for label, cls in enumerate(CLASSES):
+        groups = [m for m in members.values()
+                  if round(np.mean([r.label for r in m]) + 1e-9) == label]
+        target = val_fraction * sum(len(m) for m in groups)
+        taken = 0
+        for i in rng.permutation(len(groups)):
+            if abs(taken + len(groups[i]) - target) < abs(taken - target):
+                taken += len(groups[i])
+                for r in groups[i]:
+                    r.split = "val"
+        for split in ("train", "val"):
+            if not any(r.split == split and r.label == label for r in pool):
+                raise CxrError(f"prepare.val_fraction={val_fraction} leaves no {cls} images in "
+                               f"{split} ({len(groups)} {cls} patient groups); choose a "
+                               "fraction nearer 0.2 or use more images.")
 
 
 def _count(records: Iterable[Record]) -> dict:
@@ -79,14 +122,28 @@ def _count(records: Iterable[Record]) -> dict:
     return out
 
 
-def split_report(records: list[Record], unknown_names: int) -> dict:
+def split_report(records: list[Record], unknown_names: int, val_fraction: float) -> dict:
     patients = {s: {r.patient for r in records if r.split == s} for s in ("train", "val", "test")}
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        if r.sha256:
+            by_hash[r.sha256].append(r.split)
+    duplicates = [set(s) for s in by_hash.values() if len(s) > 1]
+    n_pool = sum(r.split != "test" for r in records)
     return {
         **{s: _count(r for r in records if r.split == s) for s in ("train", "val", "test")},
+        "val_fraction": {"asked": val_fraction,
+                         "obtained": round(sum(r.split == "val" for r in records)
+                                           / max(n_pool, 1), 4)},
         "pathogens": {p: sum(r.pathogen == p for r in records)
                       for p in ("normal", "bacterial", "viral", "unknown")},
         "shared_patients_train_val": len(patients["train"] & patients["val"]),
         "shared_patient_ids_trainval_test": len((patients["train"] | patients["val"])
                                                 & patients["test"]),
+        "duplicate_groups": {
+            "total": len(duplicates),
+            "across_train_val": sum({"train", "val"} <= s for s in duplicates),
+            "across_trainval_test": sum("test" in s and len(s) > 1 for s in duplicates),
+        },
         "names_without_patient": unknown_names,
     }

@@ -54,9 +54,25 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware: CUDA GPUs that support it, CPUs with
+    AVX512-BF16 or AMX. Elsewhere autocast emulates it, slower than fp32 (benchmarks/README.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The `precision` param made concrete: `auto` is bf16 where native, else fp32."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def autocast(device: torch.device, bf16: bool):
-    """bfloat16 autocast on CUDA and CPU (benchmarks/cpu_options.py: 1.4-1.5x faster training
-    here); MPS and `bf16=False` run in full precision."""
+    """bfloat16 autocast on CUDA and CPU; MPS and `bf16=False` run in full precision."""
     if bf16 and device.type in ("cuda", "cpu"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
@@ -92,7 +108,11 @@ def fit(model: nn.Module, train: Split, val: Split, phases: list[Phase], *, batc
         weight_decay: float, label_smoothing: float, sampler: str, augment: dict | None,
         generator: torch.Generator, device: torch.device, live,
         precision: str = "fp32") -> list[float]:
-    """Train through `phases`, logging loss and accuracy per epoch; return the LR of every step."""
+    """Train through `phases`, logging loss and accuracy per epoch; return the LR of every step.
+
+    `precision`: `bf16` or `fp32`, already resolved (`resolve_precision`)."""
+    if precision not in ("bf16", "fp32"):
+        raise CxrError(f"fit: precision must be bf16 or fp32, not {precision!r}.")
     model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     # The uint8 cache is small (68 MB at 128 px): keep it where the model runs, so a batch is an

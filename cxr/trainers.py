@@ -8,7 +8,7 @@ from dvclive import Live
 
 from cxr.data import load_split
 from cxr.models import ResNet34, build_model, pretrain, save_checkpoint
-from cxr.train import Phase, fit, seed_everything, select_device
+from cxr.train import Phase, fit, resolve_precision, seed_everything, select_device
 
 # model name -> (params section, architecture)
 TRAINERS = {"baseline": ("baseline", "cnn8"), "balanced": ("balanced", "cnn8"),
@@ -35,6 +35,7 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
     cfg = params[section]
     generator = seed_everything(params["seed"])
     device = select_device(params["device"])
+    precision = resolve_precision(params["precision"], device)
     image_size = cfg["image_size"]
     train = load_split(data_dir, "train", image_size)
     val = load_split(data_dir, "val", image_size)
@@ -48,14 +49,15 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
 
     with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_params({"model": name, "arch": arch, "sampler": sampler, "device": device.type,
-                         "precision": params["precision"], "seed": params["seed"],
+                         "precision": precision, "seed": params["seed"],
                          "cache_size": train.cache_size, **cfg, "train_images": len(train),
                          "val_images": len(val)})
         lrs = fit(model, train, val, phases, batch_size=cfg["batch_size"],
                   weight_decay=cfg["weight_decay"], label_smoothing=cfg["label_smoothing"],
                   sampler=sampler, augment=augment, generator=generator, device=device,
-                  live=live, precision=params["precision"])
+                  live=live, precision=precision)
         live.log_plot("lr", [{"step": i, "lr": lr} for i, lr in enumerate(lrs)], x="step",
                       y="lr", template="linear", title=f"{name}: learning rate per step")
         live.summary.update(info)
-    save_checkpoint(model_path, model.cpu(), arch, config, image_size, train.cache_size, info)
+    save_checkpoint(model_path, model.cpu(), arch, config, image_size, train.cache_size, info,
+                    trained_hflip=(augment or {}).get("hflip", 0.0))

@@ -13,7 +13,7 @@ def main() -> None:
     parser.add_argument("--report", required=True, help="ingest report (JSON)")
     args = parser.parse_args()
     params = load_params()
-    report = materialise(params["data"], params["seed"], args.out, params["prepare"]["workers"])
+    report = materialise(params["data"], args.out, params["prepare"]["workers"])
     write_json(args.report, report)
 
 

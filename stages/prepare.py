@@ -1,4 +1,4 @@
-"""DVC stage `prepare`: patient-level train/val split and the uint8 image cache."""
+"""DVC stage `prepare`: train/val split by patient and duplicate groups, and the uint8 cache."""
 
 import argparse
 from pathlib import Path
@@ -18,8 +18,8 @@ def main() -> None:
     params = load_params()
     cfg = params["prepare"]
     records, unknown = scan(args.raw)
-    assign_val(records, cfg["val_fraction"], params["seed"])
-    report = split_report(records, unknown)
+    assign_val(records, cfg["val_fraction"], cfg["seed"])
+    report = split_report(records, unknown, cfg["val_fraction"])
     if unknown:
         print(f"warning: {unknown} file names carry no patient id; each is its own patient")
     with atomic_dir(args.out) as tmp:

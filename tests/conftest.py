@@ -1,4 +1,5 @@
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 REAL_DATA = ROOT.parent / "shared" / "data" / "chest_xray"
+REQUIRE_REAL_DATA = "CXR_REQUIRE_REAL_DATA"  # set by .ci/run: absent data fails, never skips
+
+
+def real_data_or_skip(path: Path) -> Path:
+    """`path` if it is a folder; else a skip (a user's machine), or a failure where the
+    environment says the data must be there (CI)."""
+    if not path.is_dir():
+        message = f"{path} not present"
+        if os.environ.get(REQUIRE_REAL_DATA) == "1":
+            pytest.fail(f"{message}, but {REQUIRE_REAL_DATA}=1 requires it")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    return real_data_or_skip(REAL_DATA)
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ def test_full_download_verifies_and_extracts(tmp_path, dataset_zip):
     try:
         digest = hashlib.sha256(dataset_zip).hexdigest()
         archive = tmp_path / "dl" / "ChestXRay2017.zip"
-        report = materialise(data_params(server.url, archive, digest, len(dataset_zip)), 0,
+        report = materialise(data_params(server.url, archive, digest, len(dataset_zip)),
                              tmp_path / "raw" / "chest_xray", workers=1)
     finally:
         server.close()
@@ -97,7 +97,7 @@ def test_checksum_mismatch_writes_no_dataset(tmp_path, dataset_zip):
     archive = tmp_path / "ChestXRay2017.zip"
     try:
         with pytest.raises(CxrError, match="does not match data.sha256.*data.source=archive"):
-            materialise(data_params(server.url, archive, "0" * 64), 0, tmp_path / "raw" / "cx")
+            materialise(data_params(server.url, archive, "0" * 64), tmp_path / "raw" / "cx")
     finally:
         server.close()
     assert not archive.exists() and not archive.with_name(archive.name + ".part").exists()

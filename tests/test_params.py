@@ -24,6 +24,10 @@ def test_default_params_are_valid():
     ("evaluate.threshold", "median", "`evaluate.threshold`"),
     ("cnn11.image_size", 16, "`cnn11.image_size` must be an integer >= 32"),
     ("finetune.image_size", 4096, "`finetune.image_size` is 4096, larger than the cache"),
+    ("precision", "fp16", "`precision` must be one of auto, bf16, fp32"),
+    ("evaluate.tta", "sometimes", "`evaluate.tta` must be auto, true or false"),
+    ("prepare.seed", -1, "`prepare.seed` must be an integer >= 0"),
+    ("data.synthetic.seed", "x", "`data.synthetic.seed`"),
 ])
 def test_invalid_params_are_named(params, key, value, message):
     node = params

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, tiny_overrides
+from helpers import tree_digest
 
 pytestmark = pytest.mark.e2e
 MODELS = ("baseline", "balanced", "cnn11", "resnet34")
@@ -64,6 +65,8 @@ def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
         assert m["test_ci95"]["accuracy"]["lo"] <= t["accuracy"] <= m["test_ci95"]["accuracy"]["hi"]
         assert (repo / "models" / f"{model}.threshold.json").is_file()
     assert json.loads((repo / "metrics" / "resnet34.json").read_text())["weights"] == "none"
+    logged = yaml.safe_load((repo / "dvclive/cnn11/params.yaml").read_text())
+    assert logged["precision"] in ("bf16", "fp32")  # resolved, never "auto"
     assert "up to date" in dvc(repo, "status")
     lr = json.loads((repo / "dvclive/resnet34/plots/custom/lr.json").read_text())
     n_train = yaml.safe_load((repo / "dvclive/resnet34/params.yaml").read_text())["train_images"]
@@ -76,10 +79,53 @@ def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
     assert summary.count("McNemar") >= 1 and "`cnn11` → `resnet34`" in summary
 
 
-def test_repro_force_gives_identical_metrics(repo):
-    before = metrics_bytes(repo)
+def outputs_digest(repo: Path) -> dict[str, str]:
+    """Every file the pipeline writes: data, checkpoints, thresholds, predictions, plot data,
+    dvclive logs, metrics, the report, and dvc.lock."""
+    digest = {"dvc.lock": tree_digest(repo)["dvc.lock"]}
+    for folder in OUTPUTS:
+        digest.update({f"{folder}{k}": v for k, v in tree_digest(repo / folder).items()})
+    return digest
+
+
+def test_repro_force_rewrites_every_output_byte_for_byte(repo):
+    before = outputs_digest(repo)
+    assert any(k.startswith("models/") and k.endswith(".pt") for k in before)
+    assert any(k.endswith("predictions.csv") for k in before)
+    assert any(k.startswith("dvclive/") and k.endswith(".tsv") for k in before)
     dvc(repo, "repro", "-f")
-    assert metrics_bytes(repo) == before
+    after = outputs_digest(repo)
+    assert sorted(after) == sorted(before)
+    assert [k for k in before if after[k] != before[k]] == []
+
+
+def stale(repo: Path) -> set[str]:
+    return set(json.loads(dvc(repo, "status", "--json")))
+
+
+def test_status_sees_code_and_seed_changes(repo):
+    """A change to the package's __init__ (CLASSES, MODELS) stales every stage; the training
+    seed stales training, evaluation and the report, never the data or the split."""
+    init = repo / "cxr" / "__init__.py"
+    original = init.read_text()
+    try:
+        init.write_text(original + "# edited\n")
+        assert stale(repo) == {"data", "prepare", "train_baseline", "train_balanced",
+                               "train_cnn11", "finetune_resnet34", *(f"evaluate@{m}" for m in
+                                                                     MODELS), "report"}
+    finally:
+        init.write_text(original)
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["seed"] = 7
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        assert stale(repo) == {"train_baseline", "train_balanced", "train_cnn11",
+                               "finetune_resnet34", *(f"evaluate@{m}" for m in MODELS), "report"}
+    finally:
+        params_file.write_text(original)
+    assert stale(repo) == set()
 
 
 def test_exp_run_weighted_reruns_only_the_baseline(repo):

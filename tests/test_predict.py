@@ -17,7 +17,7 @@ from cxr.train import predict_proba
 def model_path(tmp_path):
     path = tmp_path / "models" / "cnn8.pt"
     save_checkpoint(path, build_model("cnn8", width=8), "cnn8", {"width": 8}, 32, 48)
-    path.with_suffix(".threshold.json").write_text(json.dumps({"threshold": 0.3}))
+    path.with_suffix(".threshold.json").write_text(json.dumps({"threshold": 0.3, "tta": False}))
     return path
 
 
@@ -60,13 +60,31 @@ def test_predict_table_and_usage_errors(tmp_path, model_path, capsys):
     assert exit_info.value.code == 2
 
 
-def test_predict_preprocesses_like_the_pipeline(tmp_path, model_path, capsys):
-    """Decode at the cache size, then resize to the model's size: the scores evaluate sees."""
+@pytest.mark.parametrize("tta", [False, True])
+def test_predict_preprocesses_and_flips_like_the_pipeline(tmp_path, model_path, capsys, tta):
+    """Decode at the cache size, then resize to the model's size, and average in the mirror
+    image only where evaluate fitted the threshold on such scores: the scores evaluate saw."""
+    model_path.with_suffix(".threshold.json").write_text(json.dumps({"threshold": 0.3,
+                                                                     "tta": tta}))
     generate(tmp_path / "syn", 8, 4, 200, seed=3)
     files = sorted((tmp_path / "syn").rglob("*.jpeg"))[:5]
     assert main(["--model", str(model_path), *map(str, files), "--json"]) == 0
-    got = {r["path"]: r["probability"] for r in json.loads(capsys.readouterr().out)}
+    rows = json.loads(capsys.readouterr().out)
+    got = {r["path"]: r["probability"] for r in rows}
+    assert {r["tta"] for r in rows} == {tta}
     model, _ = load_checkpoint(model_path)
     images = resize(torch.from_numpy(decode_many(files, 48, workers=1)), 32)
-    expected = predict_proba(model, images, torch.device("cpu"), tta=True)
-    assert [got[str(f)] for f in files] == [round(float(p), 4) for p in expected]
+    for flip in (False, True):
+        expected = predict_proba(model, images, torch.device("cpu"), tta=flip)
+        same = [got[str(f)] for f in files] == [round(float(p), 4) for p in expected]
+        assert same == (flip == tta)
+
+
+def test_predict_without_threshold_file_warns_and_does_not_flip(tmp_path, model_path, capsys):
+    model_path.with_suffix(".threshold.json").unlink()
+    generate(tmp_path / "syn", 4, 4, 64, seed=4)
+    assert main(["--model", str(model_path), str(tmp_path / "syn"), "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert {(r["threshold"], r["tta"]) for r in rows} == {(0.5, False)}
+    assert "threshold.json not found" in captured.err

@@ -1,8 +1,11 @@
 import csv
+import json
 
 import numpy as np
+import pytest
 
-from cxr.report import compare
+from cxr.metrics import mcnemar_p
+from cxr.report import compare, summary
 
 
 def write_predictions(folder, y, p):
@@ -27,3 +30,52 @@ def test_compare_flags_a_real_improvement_and_not_a_tie(tmp_path):
     assert better["mcnemar_p"] < 0.001 and better["auc_delta_lo"] > 0
     same = compare("a", "c", tmp_path, t, 200, 0)
     assert same["mcnemar_p"] == 1.0 and same["auc_delta"] == 0
+
+
+def test_mcnemar_matches_the_hand_computed_exact_test():
+    # b = 1 pair right only under A, c = 6 right only under B: p = 2 * (1 + 7) / 2**7
+    a = np.array([True] * 10 + [True] + [False] * 6)
+    b = np.array([True] * 10 + [False] + [True] * 6)
+    assert mcnemar_p(a, b) == pytest.approx(0.125)
+    assert mcnemar_p(a, a) == 1.0
+
+
+def metrics_file(accuracy: float, tn: int, tp: int, tta: bool) -> dict:
+    ci = {"lo": accuracy - 0.1, "hi": accuracy + 0.1}
+    return {"threshold": 0.5, "tta": tta, "images": {"val": 10, "test": 17},
+            "test": {"accuracy": accuracy, "tn": tn, "tp": tp, "sensitivity": 0.9,
+                     "specificity": 0.25, "roc_auc": 0.875},
+            "test_ci95": {"accuracy": ci, "sensitivity": {"lo": 0.8, "hi": 1.0},
+                          "specificity": {"lo": 0.0, "hi": 0.5},
+                          "roc_auc": {"lo": 0.75, "hi": 0.95}},
+            "test_disjoint": {"images": 12, "accuracy": 0.75, "sensitivity": 1.0,
+                              "specificity": None, "roc_auc": None},
+            "val_in_sample": {"accuracy": 0.96, "roc_auc": 0.991}}
+
+
+def test_summary_numbers_and_verdicts_on_a_hand_made_case(tmp_path):
+    y = np.array([1, 0] * 8 + [1])
+    a_right = np.array([True] * 11 + [False] * 6)  # baseline: 11 of 17
+    b_right = np.array([True] * 10 + [False] + [True] * 6)  # balanced: 16 of 17, b=1, c=6
+
+    def probs(right):
+        return np.where(right == (y == 1), 0.9, 0.1)
+
+    for name, right in (("baseline", a_right), ("balanced", b_right), ("cnn11", b_right),
+                        ("resnet34", b_right)):
+        write_predictions(tmp_path / "eval" / name, y, probs(right))
+        (tmp_path / "metrics").mkdir(exist_ok=True)
+        m = metrics_file(right.mean(), 3, int(right[y == 1].sum()), name != "baseline")
+        (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(m))
+    text = summary(tmp_path / "metrics", tmp_path / "eval", n_boot=200, seed=0)
+    lines = text.splitlines()
+    base = next(line for line in lines if line.startswith("| CNN8 (`baseline`)"))
+    assert base.startswith("| CNN8 (`baseline`) | 76% | 64.7% (54.7%–74.7%) | 85 | 3 | 385 | 6 |")
+    assert "| 0.875 (0.750–0.950) | 0.500 |" in base
+    first = next(line for line in lines if line.startswith("| `baseline` → `balanced`"))
+    assert "| +29.4% | 0.125 |" in first and "in accuracy" not in first
+    same = next(line for line in lines if line.startswith("| `balanced` → `cnn11`"))
+    assert "| +0.0% | 1 | +0.000 (+0.000 to +0.000) | no significant difference |" in same
+    assert "12 of the 17 test images" in text
+    disjoint = next(line for line in lines if line.startswith("| `balanced` | 94.1% |"))
+    assert disjoint == "| `balanced` | 94.1% | 75.0% | 100.0% | – | – | yes | 96.0% | 0.991 |"

@@ -2,7 +2,8 @@ from collections import Counter
 
 import pytest
 
-from cxr.split import Record, assign_val, parse_name, split_report
+from cxr import CxrError
+from cxr.split import Record, assign_val, link_groups, parse_name, split_report
 
 
 @pytest.mark.parametrize("stem, label, patient, pathogen", [
@@ -47,6 +48,53 @@ def test_split_is_by_patient_stratified_seeded_and_keeps_test():
     assign_val(other, 0.2, seed=8)
     assert [r.split for r in other] != [r.split for r in recs]
 
-    report = split_report(recs, 0)
+    report = split_report(recs, 0, 0.2)
     assert report["shared_patients_train_val"] == 0
     assert report["train"]["images"] + report["val"]["images"] == len(recs) - 20
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.3, 0.4, 0.6])
+def test_val_fraction_is_the_share_asked_for(fraction):
+    """Not round(1 / f) folds: 0.3 used to give a third, 0.4 a half."""
+    recs = records(300)
+    assign_val(recs, fraction, seed=1)
+    pool = [r for r in recs if r.split != "test"]
+    obtained = sum(r.split == "val" for r in pool) / len(pool)
+    assert obtained == pytest.approx(fraction, abs=0.01)
+    assert split_report(recs, 0, fraction)["val_fraction"] == {
+        "asked": fraction, "obtained": round(obtained, 4)}
+    for label in (0, 1):  # stratified: each class gets its share
+        cls = [r for r in pool if r.label == label]
+        assert sum(r.split == "val" for r in cls) / len(cls) == pytest.approx(fraction, abs=0.02)
+
+
+def test_a_fraction_that_empties_a_class_is_refused():
+    recs = records(8)  # two NORMAL patient groups
+    with pytest.raises(CxrError, match="prepare.val_fraction=0.01 leaves no NORMAL images in val"):
+        assign_val(recs, 0.01, seed=0)
+
+
+def test_exact_duplicates_of_different_patients_stay_on_one_side():
+    recs = records(200)
+    pool = [r for r in recs if r.split != "test"]
+    # 40 pairs of byte-identical images filed under two different patients each
+    for k in range(40):
+        a, b = pool[k * 4], pool[k * 4 + 180]
+        a.sha256 = b.sha256 = f"dup{k}"
+    groups = link_groups(pool)
+    assert all(groups[k * 4] == groups[k * 4 + 180] for k in range(40))
+    for seed in range(5):
+        for r in pool:
+            r.split = "train"
+        assign_val(recs, 0.2, seed)
+        assert all(pool[k * 4].split == pool[k * 4 + 180].split for k in range(40))
+        report = split_report(recs, 0, 0.2)["duplicate_groups"]
+        assert report == {"total": 40, "across_train_val": 0, "across_trainval_test": 0}
+
+
+def test_duplicates_reaching_into_test_are_reported_and_test_is_kept():
+    recs = records(60)
+    recs[0].sha256 = recs[-1].sha256 = "same"  # a train image copied into test
+    assign_val(recs, 0.2, seed=0)
+    assert recs[-1].split == "test"
+    assert split_report(recs, 0, 0.2)["duplicate_groups"]["across_trainval_test"] == 1
