@@ -68,7 +68,7 @@ def ingest(src: str | Path, dst: str | Path, max_excluded_fraction: float,
     src = Path(src)
     if not src.is_dir():
         raise CxrError(f"{src}: not a folder; set data.path to a Kaggle-layout folder "
-                       "(e.g. ../shared/data/chest_xray).")
+                       "(e.g. -S data.path=/path/to/chest_xray).")
     root = find_root(src)
     files = sorted(p for p in root.rglob("*")
                    if p.is_file() and not _ignored(p.relative_to(root)))

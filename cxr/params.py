@@ -90,7 +90,7 @@ def validate(p: dict) -> dict:
     source = p["data"]["source"]
     if source == "folder" and not get(p, "data.path"):
         raise CxrError("params.yaml: `data.path` is empty but data.source is `folder`; set it to "
-                       "a Kaggle-layout folder, e.g. -S data.path=../shared/data/chest_xray.")
+                       "a Kaggle-layout folder, e.g. -S data.path=/path/to/chest_xray.")
     if source == "archive" and not get(p, "data.archive"):
         raise CxrError("params.yaml: `data.archive` is empty but data.source is `archive`; set "
                        "it to the path of ChestXRay2017.zip.")

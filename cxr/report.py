@@ -92,9 +92,10 @@ def summary(metrics_dir: Path, eval_dir: Path, n_boot: int, seed: int) -> str:
     n_disjoint = metrics["baseline"]["test_disjoint"]["images"]
     lines += ["", "## Patients not seen in training", "",
               f"{n_disjoint} of the {n_test} test images belong to patients whose id appears "
-              "nowhere in train or val; the official test set shares the others' ids with "
-              "train+val. Same thresholds as above. Validation columns are in-sample: the "
-              "threshold and the test-time flip were fitted on those same images.", "",
+              "nowhere in train or val" + ("; the other ids also appear in train+val, so those "
+              "images may show patients the models trained on" if n_disjoint < n_test else "")
+              + ". Same thresholds as above. Validation columns are in-sample: the threshold "
+              "and the test-time flip were fitted on those same images.", "",
               "| model | test accuracy | disjoint subset: accuracy | sensitivity | specificity "
               "| ROC AUC | test-time flip | validation accuracy (in-sample) | validation ROC AUC |",
               "|---|---|---|---|---|---|---|---|---|"]
