@@ -60,7 +60,11 @@ def download(url: str, dest: Path, sha256: str = "", size: int = 0, timeout: flo
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # follows redirects
+            if response.headers.get_content_type() == "text/html":
+                raise CxrError(f"{url} answered with an HTML page, not the zip (a login, cookie "
+                               f"or error page?); nothing was saved. {MANUAL[0].upper()}"
+                               f"{MANUAL[1:]}.")
             if have and response.status != 206:  # server ignored Range: start over
                 have = 0
             total = response.headers.get("Content-Length")
@@ -78,6 +82,10 @@ def download(url: str, dest: Path, sha256: str = "", size: int = 0, timeout: flo
                        f"from {part} ({part.stat().st_size if part.exists() else 0} bytes), "
                        f"or {MANUAL}.") from None
     try:
+        with part.open("rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise CxrError(f"{url} sent a file that is not a zip archive; it was deleted. "
+                               f"Check data.url, or {MANUAL}.")
         verify(part, sha256, size)
     except CxrError:
         part.unlink()

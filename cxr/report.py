@@ -61,13 +61,18 @@ def compare(a: str, b: str, eval_dir: Path, thresholds: dict, n_boot: int, seed:
             "auc_delta_lo": float(lo), "auc_delta_hi": float(hi)}
 
 
-def summary(metrics_dir: Path, eval_dir: Path, n_boot: int, seed: int) -> str:
+def load_metrics(metrics_dir: Path) -> dict[str, dict]:
     metrics = {}
     for name in MODELS:
         path = metrics_dir / f"{name}.json"
         if not path.is_file():
             raise CxrError(f"{path}: not found; run `dvc repro` to evaluate every model.")
         metrics[name] = json.loads(path.read_text())
+    return metrics
+
+
+def summary(metrics: dict[str, dict], eval_dir: Path, n_boot: int, seed: int,
+            figures: dict[str, str] | None = None) -> str:
     n_test = metrics["baseline"]["images"]["test"]
     lines = [
         "# Results on the test split",
@@ -125,4 +130,8 @@ def summary(metrics_dir: Path, eval_dir: Path, n_boot: int, seed: int) -> str:
     lines += ["", "Significance: McNemar's exact test at α = 0.05 on correct/incorrect "
               "calls, and a paired patient bootstrap of the ROC AUC difference whose 95% CI "
               "excludes 0.", ""]
+    if figures:
+        lines += ["## Figures", "", "The model card: [model_card.md](model_card.md).", ""]
+        for name, caption in figures.items():
+            lines += [f"![{caption}](figures/{name})", ""]
     return "\n".join(lines)

@@ -1,16 +1,17 @@
 """Mean and standard deviation of a metric across seeds, from `dvc exp show --json`.
 
-    dvc exp run --queue -S seed=1,2,3 && dvc queue start   # then, once they finished:
+    dvc exp run --queue -S seed=1,2 && dvc queue start   # then, once they finished:
     python -m cxr.seeds [--metric test.accuracy] [--from exp_show.json]
 
-Each commit shown and each of its experiments counts once (the workspace is skipped).
+Each commit shown and each of its finished experiments counts once (the workspace, and queued,
+running or failed experiments, are skipped). `seed` is the training seed: data and split keep
+theirs, so the spread is training's alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -18,13 +19,21 @@ from cxr import MODELS, CxrError
 from cxr.io import run_dvc
 
 
+def finished(experiment: dict) -> bool:
+    """Queued, running and failed experiments show their parent's metrics, or none."""
+    executor = experiment.get("executor")
+    return executor is None or executor.get("state") == "success"
+
+
 def runs(exp_show: list[dict]) -> list[dict]:
-    """One {name, seed, metrics} per commit and per experiment in `dvc exp show --json`."""
+    """One {name, seed, metrics} per commit and per finished experiment in `dvc exp show
+    --json`."""
     out = []
     for commit in exp_show:
         if commit.get("rev") == "workspace":
             continue
-        nodes = [commit] + [r for e in commit.get("experiments") or [] for r in e["revs"]]
+        nodes = [commit] + [r for e in commit.get("experiments") or [] if finished(e)
+                            for r in e["revs"]]
         for node in nodes:
             data = node.get("data") or {}
             params = data.get("params", {}).get("params.yaml", {}).get("data", {})
@@ -44,16 +53,19 @@ def lookup(metrics: dict, key: str):
 
 
 def aggregate(all_runs: list[dict], metric: str) -> str:
+    """A Markdown table: per model, the runs, their seeds, and mean and sd of `metric`."""
+    import pandas as pd
+
+    rows = [{"model": model, "seed": r["seed"], "value": lookup(r["metrics"].get(model, {}),
+                                                                 metric)}
+            for model in MODELS for r in all_runs]
+    df = pd.DataFrame(rows, columns=["model", "seed", "value"])
+    df = df.assign(value=pd.to_numeric(df["value"], errors="coerce")).dropna(subset=["value"])
     lines = [f"| model | runs | seeds | {metric} mean | sd |", "|---|---|---|---|---|"]
-    for model in MODELS:
-        values = [(r["seed"], lookup(r["metrics"].get(model, {}), metric)) for r in all_runs]
-        values = [(s, v) for s, v in values if isinstance(v, int | float)]
-        if not values:
-            continue
-        numbers = [v for _, v in values]
-        sd = statistics.stdev(numbers) if len(numbers) > 1 else 0.0
-        seeds = ", ".join(str(s) for s, _ in values)
-        lines.append(f"| {model} | {len(numbers)} | {seeds} | {statistics.mean(numbers):.4f} | "
+    for model, group in df.groupby("model", sort=False):
+        sd = group["value"].std() if len(group) > 1 else 0.0
+        seeds = ", ".join(str(s) for s in group["seed"])
+        lines.append(f"| {model} | {len(group)} | {seeds} | {group['value'].mean():.4f} | "
                      f"{sd:.4f} |")
     return "\n".join(lines)
 

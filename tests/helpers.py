@@ -1,5 +1,6 @@
 """Builders of small datasets and archives for the tests."""
 
+import csv
 import hashlib
 import io
 import zipfile
@@ -46,3 +47,25 @@ def zip_of(folder: Path, prefix: str = "ChestXRay2017/chest_xray/",
 def tree_digest(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_predictions(folder, y, p):
+    folder.mkdir(parents=True)
+    with (folder / "predictions.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "patient", "pathogen", "label", "probability"])
+        for i, (label, prob) in enumerate(zip(y, p, strict=True)):
+            w.writerow([i, f"p{i // 2}", "normal", label, prob])
+
+
+def metrics_file(accuracy: float, tn: int, tp: int, tta: bool) -> dict:
+    ci = {"lo": accuracy - 0.1, "hi": accuracy + 0.1}
+    return {"threshold": 0.5, "tta": tta, "images": {"val": 10, "test": 17},
+            "test": {"accuracy": accuracy, "tn": tn, "tp": tp, "sensitivity": 0.9,
+                     "specificity": 0.25, "roc_auc": 0.875},
+            "test_ci95": {"accuracy": ci, "sensitivity": {"lo": 0.8, "hi": 1.0},
+                          "specificity": {"lo": 0.0, "hi": 0.5},
+                          "roc_auc": {"lo": 0.75, "hi": 0.95}},
+            "test_disjoint": {"images": 12, "accuracy": 0.75, "sensitivity": 1.0,
+                              "specificity": None, "roc_auc": None},
+            "val_in_sample": {"accuracy": 0.96, "roc_auc": 0.991}}

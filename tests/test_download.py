@@ -15,17 +15,25 @@ from helpers import kaggle_folder, zip_of
 class Server:
     """A loopback HTTP server for one payload; honours Range; can cut the first response."""
 
-    def __init__(self, payload: bytes, cut_first: bool = False):
+    def __init__(self, payload: bytes, cut_first: bool = False, redirect: bool = False,
+                 honour_range: bool = True, content_type: str = "application/zip"):
         self.payload, self.cut, self.ranges = payload, cut_first, []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                header = self.headers.get("Range")
-                outer.ranges.append(header)
+                if redirect and self.path == "/file_downloaded":  # as Mendeley's link does
+                    self.send_response(302)
+                    self.send_header("Location", "/bucket/ChestXRay2017.zip?signature=x")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                header = self.headers.get("Range") if honour_range else None
+                outer.ranges.append(self.headers.get("Range"))
                 start = int(header.split("=")[1].split("-")[0]) if header else 0
                 body = outer.payload[start:]
                 self.send_response(206 if header else 200)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 if header:
                     self.send_header("Content-Range",
@@ -123,3 +131,81 @@ def test_zip_slip_is_refused(tmp_path, entry):
     with pytest.raises(CxrError, match="unsafe entry"):
         safe_extract(archive, target)
     assert not list(tmp_path.rglob("evil.jpeg"))
+
+
+def mendeley_zip(tmp_path) -> bytes:
+    """The layout of Mendeley's ChestXRay2017.zip: chest_xray/{train,test} at the top, no val,
+    with __MACOSX/ entries and .DS_Store files."""
+    folder = kaggle_folder(tmp_path / "mendeley")
+    return zip_of(folder, prefix="chest_xray/", extra={
+        "__MACOSX/chest_xray/train/NORMAL/._IM-000.jpeg": b"junk",
+        "chest_xray/.DS_Store": b"junk", "chest_xray/train/.DS_Store": b"junk"})
+
+
+def test_mendeley_layout_behind_a_redirect(tmp_path):
+    payload = mendeley_zip(tmp_path)
+    server = Server(payload, redirect=True)
+    archive = tmp_path / "dl" / "ChestXRay2017.zip"
+    try:
+        report = materialise(data_params(server.url, archive, hashlib.sha256(payload).hexdigest(),
+                                         len(payload)), tmp_path / "raw" / "chest_xray", workers=1)
+    finally:
+        server.close()
+    assert archive.read_bytes() == payload
+    assert report["accepted"] == 16 and report["excluded"] == 0
+    assert report["counts"]["train"] == {"NORMAL": 4, "PNEUMONIA": 4}
+
+
+def test_server_ignoring_range_restarts_instead_of_appending(tmp_path, dataset_zip):
+    server = Server(dataset_zip, cut_first=True, honour_range=False)
+    dest = tmp_path / "ChestXRay2017.zip"
+    try:
+        with pytest.raises(CxrError, match="resume"):
+            download(server.url, dest)
+        download(server.url, dest, hashlib.sha256(dataset_zip).hexdigest(), len(dataset_zip))
+    finally:
+        server.close()
+    assert server.ranges == [None, f"bytes={len(dataset_zip) // 2}-"]  # asked, answered 200
+    assert dest.read_bytes() == dataset_zip
+
+
+def test_size_mismatch_deletes_the_download(tmp_path, dataset_zip):
+    server = Server(dataset_zip)
+    dest = tmp_path / "dl" / "ChestXRay2017.zip"
+    try:
+        with pytest.raises(CxrError, match=f"expected {len(dataset_zip) + 1} \\(data.size\\)"):
+            download(server.url, dest, size=len(dataset_zip) + 1)
+    finally:
+        server.close()
+    assert list(dest.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/octet-stream"])
+def test_an_html_page_instead_of_the_zip_is_refused(tmp_path, content_type):
+    server = Server(b"<!DOCTYPE html><html><body>Sign in</body></html>", content_type=content_type)
+    dest = tmp_path / "ChestXRay2017.zip"
+    try:
+        with pytest.raises(CxrError, match="HTML page|not a zip archive"):
+            download(server.url, dest)
+    finally:
+        server.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_archive_already_downloaded_is_verified_not_fetched(tmp_path, dataset_zip, capsys):
+    server = Server(dataset_zip)
+    dest = tmp_path / "ChestXRay2017.zip"
+    dest.write_bytes(dataset_zip)
+    try:
+        download(server.url, dest, hashlib.sha256(dataset_zip).hexdigest(), len(dataset_zip))
+        with pytest.raises(CxrError, match="does not match data.sha256"):
+            download(server.url, dest, "0" * 64)
+    finally:
+        server.close()
+    assert server.ranges == []
+
+
+def test_pinned_checksum_is_mendeleys(default_params):
+    data = default_params["data"]
+    assert data["sha256"] == "13efc055629733dbab07877f8b3c9f81097840dbcdaa326a8542322c2281ce36"
+    assert data["size"] == 1_235_512_464

@@ -1,20 +1,12 @@
-import csv
 import json
 
 import numpy as np
 import pytest
 
 from cxr.metrics import mcnemar_p
-from cxr.report import compare, summary
+from cxr.report import compare, load_metrics, summary
 
-
-def write_predictions(folder, y, p):
-    folder.mkdir(parents=True)
-    with (folder / "predictions.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "patient", "pathogen", "label", "probability"])
-        for i, (label, prob) in enumerate(zip(y, p, strict=True)):
-            w.writerow([i, f"p{i // 2}", "normal", label, prob])
+from helpers import metrics_file, write_predictions
 
 
 def test_compare_flags_a_real_improvement_and_not_a_tie(tmp_path):
@@ -40,19 +32,6 @@ def test_mcnemar_matches_the_hand_computed_exact_test():
     assert mcnemar_p(a, a) == 1.0
 
 
-def metrics_file(accuracy: float, tn: int, tp: int, tta: bool) -> dict:
-    ci = {"lo": accuracy - 0.1, "hi": accuracy + 0.1}
-    return {"threshold": 0.5, "tta": tta, "images": {"val": 10, "test": 17},
-            "test": {"accuracy": accuracy, "tn": tn, "tp": tp, "sensitivity": 0.9,
-                     "specificity": 0.25, "roc_auc": 0.875},
-            "test_ci95": {"accuracy": ci, "sensitivity": {"lo": 0.8, "hi": 1.0},
-                          "specificity": {"lo": 0.0, "hi": 0.5},
-                          "roc_auc": {"lo": 0.75, "hi": 0.95}},
-            "test_disjoint": {"images": 12, "accuracy": 0.75, "sensitivity": 1.0,
-                              "specificity": None, "roc_auc": None},
-            "val_in_sample": {"accuracy": 0.96, "roc_auc": 0.991}}
-
-
 def test_summary_numbers_and_verdicts_on_a_hand_made_case(tmp_path):
     y = np.array([1, 0] * 8 + [1])
     a_right = np.array([True] * 11 + [False] * 6)  # baseline: 11 of 17
@@ -67,7 +46,7 @@ def test_summary_numbers_and_verdicts_on_a_hand_made_case(tmp_path):
         (tmp_path / "metrics").mkdir(exist_ok=True)
         m = metrics_file(right.mean(), 3, int(right[y == 1].sum()), name != "baseline")
         (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(m))
-    text = summary(tmp_path / "metrics", tmp_path / "eval", n_boot=200, seed=0)
+    text = summary(load_metrics(tmp_path / "metrics"), tmp_path / "eval", n_boot=200, seed=0)
     lines = text.splitlines()
     base = next(line for line in lines if line.startswith("| CNN8 (`baseline`)"))
     assert base.startswith("| CNN8 (`baseline`) | 76% | 64.7% (54.7%–74.7%) | 85 | 3 | 385 | 6 |")

@@ -1,0 +1,80 @@
+"""The report's PNG figures and the model card, on a hand-made set of pipeline outputs."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxr import MODELS
+from cxr.card import model_card
+from cxr.figures import FIGURES, write_figures
+
+from helpers import metrics_file, write_predictions
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    rng = np.random.default_rng(0)
+    metrics = {}
+    for k, name in enumerate(MODELS):
+        y = rng.integers(0, 2, 60)
+        write_predictions(tmp_path / "eval" / name, y,
+                          np.clip(y * 0.3 + rng.random(60) * 0.7, 0, 1).round(4))
+        for split in ("train", "val"):
+            for metric in ("loss", "acc"):
+                folder = tmp_path / "live" / name / "plots" / "metrics" / split
+                folder.mkdir(parents=True, exist_ok=True)
+                values = "\n".join(f"{e}\t{0.5 + 0.05 * e * (1 if metric == 'acc' else -1)}"
+                                   for e in range(4))
+                (folder / f"{metric}.tsv").write_text(f"step\t{metric}\n{values}\n")
+        m = metrics_file(0.6 + 0.05 * k, 10 + k, 30 + k, k > 1)
+        m["test"].update(fp=5, fn=3, sensitivity_bacterial=0.9, sensitivity_viral=0.8)
+        metrics[name] = m
+    lr = tmp_path / "live" / "resnet34" / "plots" / "custom"
+    lr.mkdir(parents=True)
+    (lr / "lr.json").write_text(json.dumps([{"step": i, "lr": 0.001 * (i % 10)}
+                                            for i in range(40)]))
+    return tmp_path, metrics
+
+
+def test_figures_are_small_pngs_identical_on_a_rerun(outputs):
+    root, metrics = outputs
+    first = write_figures(metrics, root / "eval", root / "live", root / "a")
+    write_figures(metrics, root / "eval", root / "live", root / "b")
+    assert first == FIGURES and len(first) == 5
+    for name in first:
+        data = (root / "a" / name).read_bytes()
+        assert data == (root / "b" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 100_000
+        assert b"tIME" not in data and b"matplotlib version" not in data
+        with Image.open(root / "a" / name) as img:
+            assert min(img.size) >= 150
+
+
+SPLIT = {"train": {"images": 100, "patients": 50, "NORMAL": {"images": 25},
+                   "PNEUMONIA": {"images": 75}},
+         "val": {"images": 25, "patients": 12, "NORMAL": {"images": 6},
+                 "PNEUMONIA": {"images": 19}},
+         "test": {"images": 17, "patients": 9, "NORMAL": {"images": 8},
+                  "PNEUMONIA": {"images": 9}},
+         "shared_patient_ids_trainval_test": 2,
+         "duplicate_groups": {"total": 1, "across_train_val": 0, "across_trainval_test": 0}}
+
+
+@pytest.mark.parametrize("weights, label", [("none", "random init"), ("imagenet", "ImageNet")])
+def test_model_card_sections_and_numbers(outputs, default_params, weights, label):
+    _, metrics = outputs
+    params = {**default_params, "finetune": {**default_params["finetune"], "weights": weights}}
+    card = model_card(metrics, SPLIT, params)
+    for section in ("Model details", "Intended use", "Factors", "Metrics",
+                    "Training and evaluation data", "Quantitative analyses",
+                    "Ethical considerations", "Caveats and recommendations"):
+        assert f"## {section}\n" in card
+    assert f"ResNet34 weights: {label}." in card
+    assert "Not a medical device" in card
+    assert "train 100 images (25 NORMAL / 75 PNEUMONIA, 50 patients)" in card
+    row = next(line for line in card.splitlines() if line.startswith("| `cnn11` |"))
+    assert row == ("| `cnn11` | 0.500 | 70.0% (60.0%–80.0%) | 90.0% (80.0%–100.0%) | "
+                   "25.0% (0.0%–50.0%) | 0.875 (0.750–0.950) | 90.0% / 80.0% | "
+                   "75.0% / 100.0% / – (12 images) |")
