@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -23,18 +21,12 @@ STYLE = {"font.size": 8, "axes.titlesize": 9, "legend.fontsize": 7, "lines.linew
 
 
 def _save(fig, path: Path) -> None:
-    """Atomic PNG without the creation-time and version metadata that would break byte
-    equality."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    """PNG without the version metadata that would differ between matplotlib releases. The
+    report stage writes the whole folder atomically (`cxr.io.atomic_dir`)."""
     try:
-        fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
+        fig.savefig(path, dpi=DPI, metadata={"Software": None})
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _curves(predictions: dict[str, pd.DataFrame], path: Path) -> None:
@@ -118,6 +110,7 @@ FIGURES = {
 def write_figures(metrics: dict[str, dict], eval_dir: Path, live_dir: Path,
                   out_dir: Path) -> dict[str, str]:
     """Write every figure into `out_dir`; return {file name: caption}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     predictions = {name: pd.read_csv(eval_dir / name / "predictions.csv") for name in MODELS}
     with plt.rc_context(STYLE):
         _curves(predictions, out_dir / "roc_pr.png")

@@ -29,18 +29,19 @@ def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
             np.array([float(r["probability"]) for r in rows]), [r["patient"] for r in rows])
 
 
-def _ci(m: dict, key: str, pct: bool = True) -> str:
+def fmt_ci(m: dict, key: str, pct: bool = True) -> str:
+    """A test metric with its 95% CI, as a percentage or (`pct=False`) to three decimals."""
     value, ci = m["test"][key], m["test_ci95"][key]
     if pct:
         return f"{value:.1%} ({ci['lo']:.1%}–{ci['hi']:.1%})"
     return f"{value:.3f} ({ci['lo']:.3f}–{ci['hi']:.3f})"
 
 
-def _pct(value: float | None) -> str:
+def fmt_pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def _num(value: float | None) -> str:
+def fmt_num(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
@@ -90,10 +91,10 @@ def summary(metrics: dict[str, dict], eval_dir: Path, n_boot: int, seed: int,
         m, a = metrics[name], ARTICLE[name]
         extra = f", weights: {m['weights']}" if "weights" in m else ""
         lines.append(
-            f"| {a['title']} (`{name}`{extra}) | {a['accuracy']:.0%} | {_ci(m, 'accuracy')} | "
+            f"| {a['title']} (`{name}`{extra}) | {a['accuracy']:.0%} | {fmt_ci(m, 'accuracy')} | "
             f"{a['tn']} | {int(m['test']['tn'])} | {a['tp']} | {int(m['test']['tp'])} | "
-            f"{_ci(m, 'sensitivity')} | {_ci(m, 'specificity')} | "
-            f"{_ci(m, 'roc_auc', pct=False)} | {m['threshold']:.3f} |")
+            f"{fmt_ci(m, 'sensitivity')} | {fmt_ci(m, 'specificity')} | "
+            f"{fmt_ci(m, 'roc_auc', pct=False)} | {m['threshold']:.3f} |")
     n_disjoint = metrics["baseline"]["test_disjoint"]["images"]
     lines += ["", "## Patients not seen in training", "",
               f"{n_disjoint} of the {n_test} test images belong to patients whose id appears "
@@ -107,9 +108,9 @@ def summary(metrics: dict[str, dict], eval_dir: Path, n_boot: int, seed: int,
     for name in MODELS:
         m = metrics[name]
         d, v = m["test_disjoint"], m["val_in_sample"]
-        lines.append(f"| `{name}` | {m['test']['accuracy']:.1%} | {_pct(d['accuracy'])} | "
-                     f"{_pct(d['sensitivity'])} | {_pct(d['specificity'])} | "
-                     f"{_num(d['roc_auc'])} | {'yes' if m['tta'] else 'no'} | "
+        lines.append(f"| `{name}` | {m['test']['accuracy']:.1%} | {fmt_pct(d['accuracy'])} | "
+                     f"{fmt_pct(d['sensitivity'])} | {fmt_pct(d['specificity'])} | "
+                     f"{fmt_num(d['roc_auc'])} | {'yes' if m['tta'] else 'no'} | "
                      f"{v['accuracy']:.1%} | {v['roc_auc']:.3f} |")
     lines += ["", "## Consecutive models, paired on the same test images", "",
               "| comparison | Δ accuracy | McNemar p | Δ ROC AUC (95% CI) | verdict |",

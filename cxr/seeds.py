@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from cxr import MODELS, CxrError
 from cxr.io import run_dvc
 
@@ -54,8 +56,6 @@ def lookup(metrics: dict, key: str):
 
 def aggregate(all_runs: list[dict], metric: str) -> str:
     """A Markdown table: per model, the runs, their seeds, and mean and sd of `metric`."""
-    import pandas as pd
-
     rows = [{"model": model, "seed": r["seed"], "value": lookup(r["metrics"].get(model, {}),
                                                                  metric)}
             for model in MODELS for r in all_runs]
