@@ -1,9 +1,11 @@
 """Evaluate one trained model: threshold and test-time flip chosen on validation, metrics and
-plots on test (all of it, and the images of patients absent from train+val)."""
+plots on test (all of it, and the images of patients absent from train+val), and the audit of
+what it looks at (cxr.audit)."""
 
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from dvclive import Live
 from torch.nn.functional import cross_entropy
 
 from cxr import CLASSES
+from cxr.audit import audit_model
 from cxr.cache import read_manifest
 from cxr.data import Split, load_split
 from cxr.io import write_json
@@ -23,6 +26,8 @@ from cxr.train import predict_logits, predict_proba, select_device
 
 @dataclass
 class Scores:
+    model: torch.nn.Module
+    device: torch.device
     ckpt: dict
     val: Split
     test: Split
@@ -61,7 +66,7 @@ def score_splits(params: dict, data_dir: str | Path, model_path: str | Path) -> 
     p_test = predict_proba(model, test.images, device, tta)
     threshold = choose_threshold(val.labels.numpy(), p_val, cfg["threshold"],
                                  cfg["target_sensitivity"])
-    return Scores(ckpt, val, test, p_val, p_test, threshold, tta, losses)
+    return Scores(model, device, ckpt, val, test, p_val, p_test, threshold, tta, losses)
 
 
 def disjoint_mask(data_dir: str | Path, test: Split) -> np.ndarray:
@@ -94,6 +99,12 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
         if sel.any():
             test_metrics[f"sensitivity_{pathogen}"] = float((p_test[sel] >= threshold).mean())
     disjoint = disjoint_mask(data_dir, s.test)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    audit = audit_model(s.model, s.test, p_test, threshold, s.tta, s.device, params["audit"],
+                        Path(model_path).stem, out_dir)
+    print(f"audit: region ablation and Grad-CAM in {time.perf_counter() - started:.1f} s")
     result = {
         **s.ckpt.get("info", {}),
         "threshold": threshold,
@@ -109,12 +120,12 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
                 "accuracy", "sensitivity", "specificity", "roc_auc", "tn", "fp", "fn", "tp")),
         },
         "val_in_sample": val_in_sample,
+        "audit": audit,
         "images": {"val": len(s.val), "test": len(s.test)},
     }
     result = rounded(result)
     write_json(metrics_path, result)
 
-    out_dir = Path(out_dir)
     names = np.asarray(CLASSES)
     with Live(str(out_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_sklearn_plot("roc", y_test, p_test, name="roc.json")

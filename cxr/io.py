@@ -52,12 +52,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-def run_dvc(*args: str) -> str:
-    """stdout of `dvc ARGS` run with this interpreter; a failure becomes a CxrError."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
+def run_dvc(*args: str, cwd: str | Path | None = None, capture: bool = True) -> str:
+    """stdout of `dvc ARGS` run with this interpreter (`capture=False`: shown as it runs, for
+    `dvc repro`); a failure becomes a CxrError."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd,
+                          capture_output=capture, text=True)
     if proc.returncode != 0:
-        raise CxrError(f"`dvc {' '.join(args)}` failed: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
+        detail = proc.stderr.strip()[-2000:] if capture else "see its output above"
+        raise CxrError(f"`dvc {' '.join(args)}` failed: {detail}")
+    return proc.stdout or ""
 
 
 def run_stage(main: Callable[[], Any]) -> None:

@@ -145,11 +145,25 @@ def threshold_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".threshold.json")
 
 
+def cam_layer(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM reads: the feature maps one stage before the last (8 x 8 cells or
+    finer). The last stage's 4 x 4 cells are too coarse to tell a border strip from the lung
+    fields: on a toy whose label sits in the border (tests/test_audit.py) they put the peak
+    one cell inside it."""
+    if isinstance(model, ResNet34):
+        return model.net.layer3
+    if isinstance(model, CNN):
+        pools = [i for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d)]
+        return [m for m in model.features[:pools[-2]] if isinstance(m, nn.ReLU)][-1]
+    raise CxrError(f"no Grad-CAM layer known for {type(model).__name__}.")
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: dict,
                     image_size: int, cache_size: int, info: dict | None = None,
-                    trained_hflip: float = 0.0) -> None:
+                    trained_hflip: float = 0.0, preprocess: dict | None = None) -> None:
     """`image_size`: the model's input side; `cache_size`: the side images were first decoded
-    to (prepare.image_size) before being resized to it, which predict repeats;
+    to (prepare.image_size) before being resized to it, which predict repeats, as it repeats
+    `preprocess` (prepare.resize and prepare.lowpass);
     `trained_hflip`: the probability of a horizontal flip in training (test-time flips are
     only tried for models that saw flipped images)."""
     path = Path(path)
@@ -158,6 +172,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: dict,
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"arch": arch, "config": config, "image_size": image_size,
                 "cache_size": cache_size, "info": info or {}, "trained_hflip": trained_hflip,
+                "preprocess": preprocess or {"resize": "stretch", "lowpass": 0.0},
                 "state_dict": state}, tmp)
     tmp.replace(path)
 

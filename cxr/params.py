@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from cxr import MODELS, CxrError
+from cxr.images import RESIZE_MODES
 
 SAMPLERS = ("none", "weighted")
 SOURCES = ("synthetic", "folder", "archive", "mendeley")
@@ -109,6 +110,8 @@ def validate(p: dict) -> dict:
     _int(p, "prepare.seed", 0)
     _int(p, "prepare.image_size", 32)
     _int(p, "prepare.workers", 0)
+    _choice(p, "prepare.resize", RESIZE_MODES)
+    _number(p, "prepare.lowpass", 0, 10)
 
     for section in (*CNN_SECTIONS, "finetune"):
         _int(p, f"{section}.image_size", 32)
@@ -143,6 +146,14 @@ def validate(p: dict) -> dict:
     _int(p, "evaluate.n_boot")
     if get(p, "evaluate.tta") not in (True, False, "auto"):
         raise _fail("evaluate.tta", "auto, true or false", p["evaluate"]["tta"])
+    box = get(p, "audit.box")
+    if not (isinstance(box, list) and len(box) == 4
+            and all(isinstance(v, int | float) and 0 <= v <= 1 for v in box)
+            and box[0] < box[2] and box[1] < box[3]):
+        raise _fail("audit.box", "[top, left, bottom, right], fractions of the side with "
+                    "top < bottom and left < right", box)
+    _number(p, "audit.band", 0, 0.5, open_low=True, open_high=True)
+    _int(p, "audit.examples")
     if not isinstance(get(p, "gate.metric"), str):
         raise _fail("gate.metric", "a key of metrics/<model>.json such as test.roc_auc",
                     p["gate"]["metric"])

@@ -1,26 +1,100 @@
-"""Pull-request comment and metric gate, from `dvc metrics diff` against a base revision.
+"""Pull-request loop: reproduce base and head on one machine, then comment and gate.
 
-    python -m cxr.pr comment --base main [--out comment.md] [--plots dvc_plots]
-    python -m cxr.pr gate --base main [--metric test.roc_auc] [--model best] [--tolerance 0.01]
+    python -m cxr.pr reproduce --base REV        # base in a git worktree, then head, here
+    python -m cxr.pr comment --base REV [--out comment.md] [--plots DIR] [--image-url URL]
+    python -m cxr.pr gate --base REV [--metric test.roc_auc] [--model best] [--tolerance 0.01]
 
-The gate exits 1 when the chosen metric of the chosen model (by default: the model with the
-best value on the base revision) drops by more than the tolerance; its defaults come from the
-`gate` section of params.yaml.
+Results are identical only on one kind of machine (README, "Reproducibility"), so a diff of a
+PR's results against results committed from another machine measures hardware as well as the
+change. `reproduce` runs `dvc repro` for REV in a temporary worktree and commits what it
+produced to the local ref `refs/pr/base` (never pushed), then runs `dvc repro` here; `comment`
+and `gate` with `--base refs/pr/base` then compare two runs of one machine. Against any other
+revision they compare with its committed results, and say so.
+
+The comment holds `dvc metrics diff`, `dvc params diff` and, with `--plots`, the plots of
+dvc.yaml's definitions (`ROC (test)`, `Precision-recall (test)`) for both revisions as PNGs,
+from `dvc plots diff --json`. The gate exits 1 when the chosen metric of the chosen model (by
+default: the best on the base) drops by more than the tolerance (params.yaml `gate`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import yaml
+import matplotlib
 
-from cxr import MODELS, CxrError
-from cxr.io import run_dvc as dvc
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
 
-ROC_FILES = [f"eval/{m}/plots/sklearn/roc.json" for m in MODELS]
+from cxr import CxrError  # noqa: E402
+from cxr.io import run_dvc as dvc  # noqa: E402
+
+BASE_REF = "refs/pr/base"
+PROVENANCE = ".dvc/tmp/pr-base.json"  # what `reproduce` did, for `comment` (not versioned)
+PLOTS = {"ROC (test)": "roc.png", "Precision-recall (test)": "precision_recall.png"}
+
+
+def git(*args: str, cwd: str | Path = ".") -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CxrError(f"git {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout.strip()
+
+
+def processor() -> str:
+    """`lscpu`'s model name and whether it computes bfloat16 natively (what changes results)."""
+    try:
+        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        info = ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("Model name")), platform.processor() or platform.machine())
+    native = any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
+    return f"{name} ({'native' if native else 'no native'} bf16)"
+
+
+def reproduce(base: str) -> dict:
+    """`dvc repro` of `base` in a worktree, committed to refs/pr/base; then `dvc repro` here."""
+    sha = git("rev-parse", "--verify", f"{base}^{{commit}}")
+    tmp = Path(tempfile.mkdtemp(prefix="cxr-pr-base-"))
+    worktree = tmp / "base"
+    git("worktree", "add", "--detach", str(worktree), sha)
+    try:
+        print(f"reproduce: {base} ({sha[:12]}) in {worktree}", flush=True)
+        dvc("repro", cwd=worktree, capture=False)
+        git("add", "-A", cwd=worktree)
+        git("-c", "user.name=cxr-pr", "-c", "user.email=cxr-pr@localhost", "commit", "-q",
+            "--allow-empty", "-m", f"{base} reproduced on this machine", cwd=worktree)
+        git("update-ref", BASE_REF, git("rev-parse", "HEAD", cwd=worktree))
+    finally:
+        git("worktree", "remove", "--force", str(worktree))
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("reproduce: the workspace (head)", flush=True)
+    dvc("repro", capture=False)
+    record = {"base": base, "base_sha": sha, "ref": BASE_REF, "processor": processor()}
+    Path(PROVENANCE).parent.mkdir(parents=True, exist_ok=True)
+    Path(PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def provenance(base: str) -> str:
+    """One line saying whether the two sides are like for like."""
+    path = Path(PROVENANCE)
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    if base == BASE_REF and record.get("ref") == BASE_REF:
+        return (f"Like for like: `{record['base']}` ({record['base_sha'][:12]}) and this PR were "
+                f"both reproduced by `dvc repro` in this run, on {record['processor']}.")
+    return (f"Base: the results committed in `{base}`, which may come from another machine; "
+            "differences can be hardware as well as the change (`python -m cxr.pr reproduce` "
+            "compares like for like).")
 
 
 def metric_values(base: str, metric: str) -> dict[str, dict]:
@@ -55,30 +129,78 @@ def gate(base: str, metric: str, model: str, tolerance: float) -> tuple[bool, st
                 f"(change {-drop:+.4f}, tolerance {tolerance})")
 
 
-def comment(base: str, plots: str | None, gate_line: str) -> str:
-    parts = [f"## Pipeline results against `{base}`", "", gate_line, "",
+def plot_data(base: str) -> dict[str, list[dict]]:
+    """Rows of each plot definition in PLOTS for both revisions, from `dvc plots diff`: each row
+    has the definition's x and y fields, `rev` and the source file."""
+    rendered = json.loads(dvc("plots", "diff", base, "--json") or "{}").get("data", {})
+    out = {}
+    for plot_id in PLOTS:
+        rows = [row for item in rendered.get(plot_id, [])
+                for row in item.get("content", {}).get("data", {}).get("values", [])]
+        if rows:
+            out[plot_id] = rows
+    return out
+
+
+def render(plot_id: str, rows: list[dict], definition: dict, path: Path) -> None:
+    """One PNG: every model's curve, the base dashed and the PR solid."""
+    x, y = definition["x"], next(iter(definition["y"].values()))
+    fig, ax = plt.subplots(figsize=(5, 4))
+    series: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:  # filename: the source file less the common prefix, e.g. cnn11/plots/...
+        series.setdefault((row["rev"], row["filename"].split("/")[0]), []).append(row)
+    for (rev, model), points in sorted(series.items()):
+        style = "--" if rev != "workspace" else "-"
+        ax.plot([float(p[x]) for p in points], [float(p[y]) for p in points], style,
+                label=f"{model} ({'PR' if rev == 'workspace' else rev})", linewidth=1)
+    ax.set_xlabel(definition.get("x_label") or x)
+    ax.set_ylabel(definition.get("y_label") or y)
+    ax.set_title(plot_id)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_definitions() -> dict[str, dict]:
+    plots = (yaml.safe_load(Path("dvc.yaml").read_text()) or {}).get("plots", [])
+    return {k: v for item in plots if isinstance(item, dict) for k, v in item.items()}
+
+
+def comment(base: str, plots: str | None, gate_line: str, image_url: str | None) -> str:
+    parts = [f"## Pipeline results against `{base}`", "", provenance(base), "", gate_line, "",
              "### Metrics", "", dvc("metrics", "diff", base, "--md") or "No metric changed.",
              "", "### Params", "", dvc("params", "diff", base, "--md") or "No param changed."]
     if plots:
-        targets = [f for f in ROC_FILES if Path(f).is_file()]
-        dvc("plots", "diff", base, "--targets", *targets, "-o", plots)
-        parts += ["", "### ROC curves", "", f"Both revisions' ROC curves, overlaid: "
-                  f"`{plots}/index.html` (attached to this run as an artifact)."]
+        folder = Path(plots)
+        folder.mkdir(parents=True, exist_ok=True)
+        data, definitions = plot_data(base), plot_definitions()
+        (folder / "plots.json").write_text(json.dumps(data, indent=1) + "\n")
+        parts += ["", "### Plots (base dashed, this PR solid)", ""]
+        for plot_id, rows in data.items():
+            render(plot_id, rows, definitions[plot_id], folder / PLOTS[plot_id])
+            parts.append(f"![{plot_id}]({(image_url or plots).rstrip('/')}/{PLOTS[plot_id]})")
     return "\n".join(parts) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr.pr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("comment", "gate"))
-    parser.add_argument("--base", default="main", help="git revision to compare with")
+    parser.add_argument("command", choices=("reproduce", "comment", "gate"))
+    parser.add_argument("--base", required=True,
+                        help=f"git revision to compare with ({BASE_REF} after `reproduce`)")
     parser.add_argument("--out", help="comment: write the markdown here (default: stdout)")
-    parser.add_argument("--plots", help="comment: render `dvc plots diff` of ROC curves here")
+    parser.add_argument("--plots", help="comment: render both revisions' plots as PNGs here")
+    parser.add_argument("--image-url", help="comment: URL the --plots folder will be served "
+                        "from (default: the folder's path, for a local preview)")
     parser.add_argument("--metric", help="gate: key in metrics/<model>.json")
     parser.add_argument("--model", help="gate: model name, or best")
     parser.add_argument("--tolerance", type=float, help="gate: largest allowed drop")
     args = parser.parse_args(argv)
     try:
+        if args.command == "reproduce":
+            reproduce(args.base)
+            return 0
         params = Path("params.yaml")
         cfg = (yaml.safe_load(params.read_text()) or {}).get("gate", {}) if params.is_file() else {}
         metric = args.metric or cfg.get("metric", "test.roc_auc")
@@ -86,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         tolerance = args.tolerance if args.tolerance is not None else cfg.get("tolerance", 0.01)
         ok, line = gate(args.base, metric, model, tolerance)
         if args.command == "comment":
-            text = comment(args.base, args.plots, line)
+            text = comment(args.base, args.plots, line, args.image_url)
             if args.out:
                 Path(args.out).write_text(text)
             else:

@@ -71,13 +71,15 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
               "`dvc repro` to fit them on validation.", file=sys.stderr)
     threshold, tta = fitted["threshold"], bool(fitted.get("tta", False))
     cache_size = ckpt.get("cache_size", ckpt["image_size"])
+    pre = ckpt.get("preprocess", {})  # as `prepare` made the training pixels
+    resize_mode, lowpass = pre.get("resize", "stretch"), pre.get("lowpass", 0.0)
     rows, decoded, arrays = [], [], []
     for path in find_images(paths):
         row = {"path": str(path), "probability": None, "label": None, "threshold": threshold,
                "tta": tta}
         try:
             data = path.read_bytes()
-            arrays.append(decode_gray(data, cache_size))
+            arrays.append(decode_gray(data, cache_size, resize_mode, lowpass))
             row["flags"] = quality_flags(data, min_size, max_aspect, max_color)
             decoded.append(row)
         except (ImageError, OSError) as err:

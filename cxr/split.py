@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cxr import CLASSES, CxrError
+from cxr.images import acquisition
 
 PERSON = re.compile(r"^(person\d+)_(bacteria|virus)_\d+", re.IGNORECASE)
 NORMAL_ID = re.compile(r"^((?:NORMAL2-)?IM-\d+)-", re.IGNORECASE)
@@ -27,6 +28,13 @@ class Record:
     patient: str
     pathogen: str  # normal | bacterial | viral | unknown
     sha256: str = ""  # of the file's bytes: exact duplicates share it
+    # How the file was saved (cxr.images.acquisition): the classes of Kermany differ in all of it.
+    width: int = 0
+    height: int = 0
+    aspect: float = 0.0
+    file_size: int = 0
+    color_mode: str = ""
+    bit_depth: int = 0
 
 
 def parse_name(stem: str, label: int) -> tuple[str | None, str]:
@@ -55,7 +63,8 @@ def scan(root: str | Path) -> tuple[list[Record], int]:
                     patient = f"file:{path.stem}"
                 records.append(Record(path.relative_to(root).as_posix(), label,
                                       "test" if split == "test" else "train", patient, pathogen,
-                                      hashlib.sha256(path.read_bytes()).hexdigest()))
+                                      hashlib.sha256(path.read_bytes()).hexdigest(),
+                                      **acquisition(path)))
     return records, unknown
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dvclive import Live
 
+from cxr.cache import read_preprocess
 from cxr.data import load_split
 from cxr.models import ResNet34, build_model, pretrain, save_checkpoint
 from cxr.train import Phase, fit, resolve_precision, seed_everything, select_device
@@ -60,4 +61,5 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
                       y="lr", template="linear", title=f"{name}: learning rate per step")
         live.summary.update(info)
     save_checkpoint(model_path, model.cpu(), arch, config, image_size, train.cache_size, info,
-                    trained_hflip=(augment or {}).get("hflip", 0.0))
+                    trained_hflip=(augment or {}).get("hflip", 0.0),
+                    preprocess=read_preprocess(data_dir))

@@ -23,7 +23,8 @@ def main() -> None:
     if unknown:
         print(f"warning: {unknown} file names carry no patient id; each is its own patient")
     with atomic_dir(args.out) as tmp:
-        write_cache(records, Path(args.raw), tmp, cfg["image_size"], cfg["workers"])
+        write_cache(records, Path(args.raw), tmp, cfg["image_size"], cfg["workers"],
+                    cfg["resize"], cfg["lowpass"])
     write_json(args.report, report)
 
 

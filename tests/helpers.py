@@ -69,3 +69,13 @@ def metrics_file(accuracy: float, tn: int, tp: int, tta: bool) -> dict:
             "test_disjoint": {"images": 12, "accuracy": 0.75, "sensitivity": 1.0,
                               "specificity": None, "roc_auc": None},
             "val_in_sample": {"accuracy": 0.96, "roc_auc": 0.991}}
+
+
+class NoLive:
+    """Stands in for dvclive.Live in `fit`."""
+
+    def log_metric(self, *args, **kwargs):
+        pass
+
+    def next_step(self):
+        pass

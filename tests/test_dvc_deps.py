@@ -60,7 +60,7 @@ def test_every_stage_depends_on_all_the_code_it_runs():
                                                       for d in deps))
         assert not missing, f"stage {name} runs {missing} but dvc.yaml does not list them"
         checked += 1
-    assert checked == 8
+    assert checked == 9
 
 
 def test_the_import_walk_sees_nested_and_package_imports():

@@ -77,6 +77,14 @@ def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
     summary = (repo / "reports" / "summary.md").read_text()
     assert "| CNN8 (`baseline`) | 76% |" in summary and "| 156 |" in summary
     assert summary.count("McNemar") >= 1 and "`cnn11` → `resnet34`" in summary
+    audit = json.loads((repo / "metrics" / "cnn11.json").read_text())["audit"]
+    assert set(audit) == {"clean", "centre_removed", "centre_only", "border_only", "saliency"}
+    assert audit["clean"]["roc_auc"] == json.loads(
+        (repo / "metrics" / "cnn11.json").read_text())["test"]["roc_auc"]
+    shortcuts = json.loads((repo / "metrics" / "shortcuts.json").read_text())
+    assert 0 <= shortcuts["metadata"]["test_roc_auc"] <= 1
+    assert "## What the models look at" in summary and "figures/gradcam_resnet34.png" in summary
+    assert (repo / "reports/figures/gradcam_resnet34.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def outputs_digest(repo: Path) -> dict[str, str]:
@@ -110,7 +118,7 @@ def test_status_sees_code_and_seed_changes(repo):
     original = init.read_text()
     try:
         init.write_text(original + "# edited\n")
-        assert stale(repo) == {"data", "prepare", "train_baseline", "train_balanced",
+        assert stale(repo) == {"data", "prepare", "shortcuts", "train_baseline", "train_balanced",
                                "train_cnn11", "finetune_resnet34", *(f"evaluate@{m}" for m in
                                                                      MODELS), "report"}
     finally:

@@ -11,13 +11,7 @@ from cxr.data import Split
 from cxr.models import build_model
 from cxr.train import Phase, fit, predict_proba, resolve_precision
 
-
-class NoLive:
-    def log_metric(self, *args, **kwargs):
-        pass
-
-    def next_step(self):
-        pass
+from helpers import NoLive
 
 
 def easy_task(n: int, seed: int, size: int = 32) -> Split:

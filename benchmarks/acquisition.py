@@ -1,0 +1,90 @@
+"""How much acquisition signal each preprocessing option leaves in the cached pixels.
+
+    python benchmarks/acquisition.py ../shared/data/chest_xray_fullres_sample [--size 128]
+
+For a Kaggle-layout folder: the metadata-only baseline (cxr.shortcuts) and, for every
+`prepare.resize` x `prepare.lowpass`, two pixel statistics of the cache a model would train on:
+the mean absolute Laplacian (texture: resolution, noise, JPEG) and the share of perfectly flat
+rows and columns (letterbox bands, which encode the aspect ratio). Each is scored as ROC AUC
+from 5-fold cross-validation grouped by patient (a logistic regression on the feature(s),
+out-of-fold scores), so folders without a test split (the full-resolution sample) work too.
+0.5 = no signal. Prints a Markdown table and the processor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import time
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+from cxr.cache import decode_many
+from cxr.images import RESIZE_MODES
+from cxr.shortcuts import laplacian_energy, metadata_features, metadata_model
+from cxr.split import scan
+
+
+def cv_auc(x: np.ndarray, y: np.ndarray, groups: list[str]) -> float:
+    """Out-of-fold ROC AUC of a logistic regression on `x`, folds grouped by patient."""
+    x = x.reshape(len(y), -1)
+    scores = np.zeros(len(y))
+    for fit, held in StratifiedGroupKFold(5, shuffle=True, random_state=0).split(x, y, groups):
+        scores[held] = metadata_model().fit(x[fit], y[fit]).predict_proba(x[held])[:, 1]
+    return float(roc_auc_score(y, scores))
+
+
+def flat_lines(images: np.ndarray) -> np.ndarray:
+    """Share of rows and columns whose pixels are all equal (a letterbox band)."""
+    rows = (images.max(axis=2) == images.min(axis=2)).mean(axis=1)
+    cols = (images.max(axis=1) == images.min(axis=1)).mean(axis=1)
+    return (rows + cols) / 2
+
+
+def processor() -> str:
+    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("Model name")), platform.processor())
+    flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info]
+    return f"{model}; {', '.join(flags) or 'no avx512_bf16/amx'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="Kaggle-layout folder: {train,test}/{NORMAL,PNEUMONIA}")
+    parser.add_argument("--size", type=int, default=128, help="cache side (prepare.image_size)")
+    parser.add_argument("--lowpass", type=float, nargs="+", default=[0.0, 1.0])
+    parser.add_argument("--workers", type=int, default=0)
+    args = parser.parse_args()
+    records, _ = scan(args.folder)
+    rows = [vars(r) for r in records]
+    y = np.array([r.label for r in records])
+    groups = [r.patient for r in records]
+    paths = [f"{args.folder}/{r.path}" for r in records]
+    print(f"{args.folder}: {len(records)} images ({int(y.sum())} PNEUMONIA); {processor()}")
+    print(f"metadata only (size, shape, colour, bit depth): ROC AUC "
+          f"{cv_auc(metadata_features(rows), y, groups):.3f}")
+    aspect = np.array([r.aspect for r in records])
+    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+        q = np.percentile(aspect[y == label], [25, 50, 75])
+        print(f"  width/height {name}: median {q[1]:.2f} (quartiles {q[0]:.2f}-{q[2]:.2f})")
+    print("\n| resize | lowpass | Laplacian energy | flat rows/cols | both | decode s |")
+    print("|---|---|---|---|---|---|")
+    for mode in RESIZE_MODES:
+        for sigma in args.lowpass:
+            started = time.perf_counter()
+            images = decode_many(paths, args.size, args.workers, mode, sigma)
+            seconds = time.perf_counter() - started
+            lap, flat = laplacian_energy(images), flat_lines(images)
+            both = np.stack([lap, flat], axis=1)
+            print(f"| {mode} | {sigma} | {cv_auc(lap, y, groups):.3f} | "
+                  f"{cv_auc(flat, y, groups):.3f} | {cv_auc(both, y, groups):.3f} | "
+                  f"{seconds:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

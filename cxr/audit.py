@@ -1,0 +1,165 @@
+"""What a model looks at, on the test set: region ablation and Grad-CAM (captum).
+
+A model that keeps its ROC AUC with the lung fields blanked out, or that puts its Grad-CAM mass
+outside them, is reading something else: burned-in markers, borders, acquisition texture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
+from torch import nn  # noqa: E402
+
+from cxr import CLASSES  # noqa: E402
+from cxr.data import Split, to_input  # noqa: E402
+from cxr.metrics import binary_metrics  # noqa: E402
+from cxr.models import cam_layer  # noqa: E402
+from cxr.train import predict_proba  # noqa: E402
+
+REGIONS = ("clean", "centre_removed", "centre_only", "border_only")
+OUTCOMES = ("TP", "TN", "FP", "FN")
+
+
+def box_mask(size: int, box: list[float]) -> torch.Tensor:
+    """bool (size, size), True inside the box [top, left, bottom, right] (fractions)."""
+    top, left, bottom, right = (round(v * size) for v in box)
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def region_masks(size: int, box: list[float], band: float) -> dict[str, torch.Tensor]:
+    """Pixels each ablation keeps (True); the rest is filled with the image's mean."""
+    inside = box_mask(size, box)
+    inner = box_mask(size, [band, band, 1 - band, 1 - band])
+    return {"clean": torch.ones(size, size, dtype=torch.bool), "centre_removed": ~inside,
+            "centre_only": inside, "border_only": ~inner}
+
+
+def ablate(images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) with the pixels outside `keep` set to each image's own mean."""
+    mean = images.float().mean(dim=(1, 2), keepdim=True).round().to(torch.uint8)
+    return torch.where(keep, images, mean)
+
+
+def ablation(model: nn.Module, test: Split, threshold: float, tta: bool, device: torch.device,
+             box: list[float], band: float) -> dict[str, dict[str, float]]:
+    """ROC AUC, and sensitivity and specificity at the validation threshold, per region kept,
+    scored exactly as evaluate scores the clean images (same flip, same batching)."""
+    y = test.labels.numpy()
+    out = {}
+    for name, keep in region_masks(test.images.shape[-1], box, band).items():
+        p = predict_proba(model, ablate(test.images, keep), device, tta)
+        out[name] = binary_metrics(y, p, threshold, ("roc_auc", "sensitivity", "specificity"))
+    return out
+
+
+def _margins(model: nn.Module):
+    """The model with its two logits replaced by their differences (l0 - l1, l1 - l0): the
+    evidence for one class against the other, which is what the softmax decides on."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        diff = logits[:, :1] - logits[:, 1:]
+        return torch.cat([diff, -diff], dim=1)
+    return forward
+
+
+def gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+            device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Raw Grad-CAM maps (N, H, W) for class `targets` against the other class, upsampled to
+    the input's size: the gradient-weighted sum of the last feature maps, neither rectified
+    nor normalised."""
+    model.eval()
+    cam = LayerGradCam(_margins(model), cam_layer(model))
+    size = tuple(images.shape[-2:])
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_input(images[start:start + batch_size], device)
+        attr = cam.attribute(x, target=targets[start:start + batch_size].to(device))
+        out.append(LayerAttribution.interpolate(attr, size, "bilinear")[:, 0]
+                   .detach().float().cpu())
+    model.zero_grad(set_to_none=True)
+    return torch.cat(out).numpy() if out else np.zeros((0, *size), np.float32)
+
+
+def share_in_box(maps: np.ndarray, box: list[float]) -> np.ndarray:
+    """Per map: the fraction of its positive mass inside the box (NaN where none is positive)."""
+    positive = np.clip(maps, 0, None)
+    inside = box_mask(maps.shape[-1], box).numpy()
+    total = positive.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (positive * inside).sum(axis=(1, 2)) / total, np.nan)
+
+
+def outcomes(y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
+    """TP / TN / FP / FN per image at `threshold`."""
+    yhat = p >= threshold
+    return np.where(y == 1, np.where(yhat, "TP", "FN"), np.where(yhat, "FP", "TN"))
+
+
+def saliency(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float,
+             device: torch.device, box: list[float]) -> tuple[dict, np.ndarray]:
+    """Grad-CAM of the predicted class for every test image; the mean share of positive
+    saliency inside the box per true class, against the box's share of the area."""
+    predicted = torch.from_numpy((p_test >= threshold).astype(np.int64))
+    maps = gradcam(model, test.images, predicted, device)
+    shares = share_in_box(maps, box)
+    y = test.labels.numpy()
+    summary = {"box_area": float(box_mask(maps.shape[-1], box).float().mean())}
+    for label, cls in enumerate(CLASSES):
+        summary[f"share_in_box_{cls.lower()}"] = float(np.nanmean(shares[y == label]))
+    return summary, maps
+
+
+def gradcam_grid(images: np.ndarray, maps: np.ndarray, kinds: np.ndarray, p: np.ndarray,
+                 box: list[float], per_row: int, title: str, path: str | Path) -> None:
+    """PNG: one row per outcome (TP, TN, FP, FN), the most confident `per_row` images of each,
+    the positive Grad-CAM over the image and the audit box outlined."""
+    size = images.shape[-1]
+    top, left, bottom, right = (v * size for v in box)
+    fig, axes = plt.subplots(len(OUTCOMES), per_row, figsize=(1.6 * per_row, 1.7 * 4),
+                             squeeze=False)
+    confidence = np.abs(p - 0.5)
+    for row, kind in enumerate(OUTCOMES):
+        picked = [i for i in np.argsort(-confidence, kind="stable") if kinds[i] == kind]
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(kind)
+            if col >= len(picked):
+                continue
+            i = picked[col]
+            heat = np.clip(maps[i], 0, None)
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            if heat.max() > 0:
+                ax.imshow(heat / heat.max(), cmap="jet", alpha=0.35, vmin=0, vmax=1)
+            ax.add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False,
+                                       edgecolor="white", linewidth=0.6, linestyle="--"))
+            ax.set_title(f"p={p[i]:.2f}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=80, metadata={"Software": None})
+    finally:
+        plt.close(fig)
+
+
+def audit_model(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float,
+                tta: bool, device: torch.device, cfg: dict, name: str,
+                out_dir: str | Path) -> dict:
+    """The `audit` entry of metrics/<model>.json, and out_dir/gradcam.png."""
+    box, band = cfg["box"], cfg["band"]
+    regions = ablation(model, test, threshold, tta, device, box, band)
+    shares, maps = saliency(model, test, p_test, threshold, device, box)
+    kinds = outcomes(test.labels.numpy(), p_test, threshold)
+    gradcam_grid(test.images.numpy(), maps, kinds, p_test, box, cfg["examples"],
+                 f"{name}: Grad-CAM of the predicted class (test)", Path(out_dir) / "gradcam.png")
+    return {**regions, "saliency": shares}

@@ -1,0 +1,30 @@
+"""DVC stage `shortcuts`: how far the acquisition alone (file metadata, pixel texture) separates
+the classes, fitted on train and scored on val and test."""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from cxr.cache import SPLITS, read_manifest
+from cxr.io import run_stage, write_json
+from cxr.metrics import rounded
+from cxr.shortcuts import shortcut_report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="folder written by `prepare`")
+    parser.add_argument("--out", required=True, help="report to write (JSON)")
+    args = parser.parse_args()
+    manifest = read_manifest(args.data)
+    rows = {s: [r for r in manifest if r["split"] == s] for s in SPLITS}
+    images = {s: np.load(Path(args.data) / f"{s}.npy", mmap_mode="r") for s in SPLITS}
+    report = rounded(shortcut_report(rows, images))
+    write_json(args.out, report)
+    print(f"shortcuts: metadata-only ROC AUC test {report['metadata']['test_roc_auc']}, "
+          f"Laplacian energy {report['laplacian']['test_roc_auc']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
