@@ -1,6 +1,7 @@
 """How much acquisition signal each preprocessing option leaves in the cached pixels.
 
     python benchmarks/acquisition.py ../shared/data/chest_xray_fullres_sample [--size 128]
+        [--resize stretch pad crop] [--lowpass 0 1 2]
 
 For a Kaggle-layout folder: the metadata-only baseline (cxr.shortcuts) and, for every
 `prepare.resize` x `prepare.lowpass`, two pixel statistics of the cache a model would train on:
@@ -57,7 +58,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="Kaggle-layout folder: {train,test}/{NORMAL,PNEUMONIA}")
     parser.add_argument("--size", type=int, default=128, help="cache side (prepare.image_size)")
-    parser.add_argument("--lowpass", type=float, nargs="+", default=[0.0, 1.0])
+    parser.add_argument("--resize", nargs="+", default=list(RESIZE_MODES), choices=RESIZE_MODES)
+    parser.add_argument("--lowpass", type=float, nargs="+", default=[0.0, 1.0, 2.0])
     parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
     records, _ = scan(args.folder)
@@ -74,7 +76,7 @@ def main() -> None:
         print(f"  width/height {name}: median {q[1]:.2f} (quartiles {q[0]:.2f}-{q[2]:.2f})")
     print("\n| resize | lowpass | Laplacian energy | flat rows/cols | both | decode s |")
     print("|---|---|---|---|---|---|")
-    for mode in RESIZE_MODES:
+    for mode in args.resize:
         for sigma in args.lowpass:
             started = time.perf_counter()
             images = decode_many(paths, args.size, args.workers, mode, sigma)

@@ -1,6 +1,6 @@
 """Pull-request loop: reproduce base and head on one machine, then comment and gate.
 
-    python -m cxr.pr reproduce --base REV        # base in a git worktree, then head, here
+    python -m cxr.pr reproduce --base REV [--pull]  # base in a git worktree, then head here
     python -m cxr.pr comment --base REV [--out comment.md] [--plots DIR] [--image-url URL]
     python -m cxr.pr gate --base REV [--metric test.roc_auc] [--model best] [--tolerance 0.01]
 
@@ -61,14 +61,20 @@ def processor() -> str:
     return f"{name} ({'native' if native else 'no native'} bf16)"
 
 
-def reproduce(base: str) -> dict:
-    """`dvc repro` of `base` in a worktree, committed to refs/pr/base; then `dvc repro` here."""
+def reproduce(base: str, pull: bool = False) -> dict:
+    """`dvc repro` of `base` in a worktree, committed to refs/pr/base; then `dvc repro` here.
+
+    `pull`: first `dvc pull data` (the raw dataset, from the DVC remote) on both sides, for a
+    pipeline whose `data.source` cannot be materialised on the runner. Nothing trained is
+    pulled: models and metrics are always made here."""
     sha = git("rev-parse", "--verify", f"{base}^{{commit}}")
     tmp = Path(tempfile.mkdtemp(prefix="cxr-pr-base-"))
     worktree = tmp / "base"
     git("worktree", "add", "--detach", str(worktree), sha)
     try:
         print(f"reproduce: {base} ({sha[:12]}) in {worktree}", flush=True)
+        if pull:
+            dvc("pull", "data", cwd=worktree, capture=False)
         dvc("repro", cwd=worktree, capture=False)
         git("add", "-A", cwd=worktree)
         git("-c", "user.name=cxr-pr", "-c", "user.email=cxr-pr@localhost", "commit", "-q",
@@ -78,6 +84,8 @@ def reproduce(base: str) -> dict:
         git("worktree", "remove", "--force", str(worktree))
         shutil.rmtree(tmp, ignore_errors=True)
     print("reproduce: the workspace (head)", flush=True)
+    if pull:
+        dvc("pull", "data", capture=False)
     dvc("repro", capture=False)
     record = {"base": base, "base_sha": sha, "ref": BASE_REF, "processor": processor()}
     Path(PROVENANCE).parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("reproduce", "comment", "gate"))
     parser.add_argument("--base", required=True,
                         help=f"git revision to compare with ({BASE_REF} after `reproduce`)")
+    parser.add_argument("--pull", action="store_true",
+                        help="reproduce: `dvc pull data` from the DVC remote on both sides")
     parser.add_argument("--out", help="comment: write the markdown here (default: stdout)")
     parser.add_argument("--plots", help="comment: render both revisions' plots as PNGs here")
     parser.add_argument("--image-url", help="comment: URL the --plots folder will be served "
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "reproduce":
-            reproduce(args.base)
+            reproduce(args.base, args.pull)
             return 0
         params = Path("params.yaml")
         cfg = (yaml.safe_load(params.read_text()) or {}).get("gate", {}) if params.is_file() else {}

@@ -1,9 +1,11 @@
-"""The pull-request comment and gate against a temporary git + DVC repository."""
+"""The pull-request loop against temporary git + DVC repositories: comment, plots, gate, and
+`reproduce`, which puts base and head through one machine."""
 
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,32 +13,59 @@ import yaml
 from conftest import ROOT
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
-           GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t", DVC_NO_ANALYTICS="1")
+           GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t", DVC_NO_ANALYTICS="1",
+           PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+MODELS = ("baseline", "cnn11")
+PLOTS = [{"ROC (test)": {"template": "simple", "x": "fpr",
+                         "y": {f"eval/{m}/plots/sklearn/roc.json": "tpr" for m in MODELS},
+                         "x_label": "false positive rate", "y_label": "true positive rate"}}]
+# A one-stage pipeline whose results follow params.yaml: what `reproduce` must rerun.
+STAGE = '''
+import json, pathlib, yaml
+lr = yaml.safe_load(open("params.yaml"))["cnn11"]["lr"]
+auc = round(1 - 10 * lr, 4)
+for model, value in (("baseline", 0.90), ("cnn11", auc)):
+    roc = [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.1, "tpr": value}, {"fpr": 1.0, "tpr": 1.0}]
+    folder = pathlib.Path(f"eval/{model}/plots/sklearn")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "roc.json").write_text(json.dumps({"roc": roc}))
+    pathlib.Path("metrics").mkdir(exist_ok=True)
+    pathlib.Path(f"metrics/{model}.json").write_text(json.dumps({"test": {"roc_auc": value}}))
+'''
 
 
 def sh(repo, *args, check=True):
     proc = subprocess.run(args, cwd=repo, env=ENV, capture_output=True, text=True)
-    assert not check or proc.returncode == 0, proc.stderr
+    assert not check or proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
-def write_metrics(repo, cnn11_auc: float, lr: float):
-    (repo / "metrics").mkdir(exist_ok=True)
-    (repo / "metrics/baseline.json").write_text(json.dumps({"test": {"roc_auc": 0.90}}))
-    (repo / "metrics/cnn11.json").write_text(json.dumps({"test": {"roc_auc": cnn11_auc,
-                                                                  "accuracy": 0.8}}))
+def write_results(repo, cnn11_auc: float, lr: float):
+    """Results as if produced elsewhere: metrics and ROC points, and the params."""
+    for model, value in (("baseline", 0.90), ("cnn11", cnn11_auc)):
+        folder = repo / f"eval/{model}/plots/sklearn"
+        folder.mkdir(parents=True, exist_ok=True)
+        roc = [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.1, "tpr": value}, {"fpr": 1.0, "tpr": 1.0}]
+        (folder / "roc.json").write_text(json.dumps({"roc": roc}))
+        (repo / "metrics").mkdir(exist_ok=True)
+        (repo / f"metrics/{model}.json").write_text(json.dumps({"test": {"roc_auc": value}}))
     (repo / "params.yaml").write_text(yaml.safe_dump({
         "cnn11": {"lr": lr}, "gate": {"metric": "test.roc_auc", "model": "best",
                                       "tolerance": 0.01}}))
 
 
+def init(repo: Path, pipeline: dict) -> None:
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, sys.executable, "-m", "dvc", "init", "-q")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({**pipeline, "plots": PLOTS}))
+
+
 @pytest.fixture
 def repo(tmp_path):
-    sh(tmp_path, "git", "init", "-q", "-b", "main")
-    sh(tmp_path, sys.executable, "-m", "dvc", "init", "-q")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({
-        "metrics": ["metrics/baseline.json", "metrics/cnn11.json"], "params": ["params.yaml"]}))
-    write_metrics(tmp_path, 0.95, 0.003)
+    """Committed results only (no stage): base on main, the PR on a branch."""
+    init(tmp_path, {"metrics": [f"metrics/{m}.json" for m in MODELS],
+                    "params": ["params.yaml"]})
+    write_results(tmp_path, 0.95, 0.003)
     sh(tmp_path, "git", "add", "-A")
     sh(tmp_path, "git", "commit", "-qm", "base")
     sh(tmp_path, "git", "checkout", "-qb", "pr")
@@ -48,17 +77,35 @@ def pr(repo, *args):
 
 
 def test_comment_shows_changed_metrics_and_params(repo):
-    write_metrics(repo, 0.93, 0.001)
+    write_results(repo, 0.93, 0.001)
     proc = pr(repo, "comment", "--base", "main", "--out", "comment.md")
     assert proc.returncode == 0, proc.stderr
     text = (repo / "comment.md").read_text()
     assert "metrics/cnn11.json" in text and "0.95" in text and "0.93" in text
     assert "cnn11.lr" in text and "0.003" in text and "0.001" in text
     assert "gate FAILS" in text
+    assert "may come from another machine" in text  # committed base: not like for like
+
+
+def test_comment_plots_both_revisions_from_the_plot_definition(repo):
+    write_results(repo, 0.97, 0.001)
+    url = "https://example.org/pr-plots/runs/7"
+    proc = pr(repo, "comment", "--base", "main", "--out", "comment.md", "--plots", "plots",
+              "--image-url", url)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((repo / "plots/plots.json").read_text())["ROC (test)"]
+    assert all({"fpr", "tpr"} <= set(row) for row in rows)
+    assert {row["rev"] for row in rows} == {"main", "workspace"}
+    points = {(row["rev"], row["filename"].split("/")[0]): row["tpr"]
+              for row in rows if row["fpr"] == 0.1}
+    assert points == {("main", "baseline"): 0.9, ("main", "cnn11"): 0.95,
+                      ("workspace", "baseline"): 0.9, ("workspace", "cnn11"): 0.97}
+    assert (repo / "plots/roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"![ROC (test)]({url}/roc.png)" in (repo / "comment.md").read_text()
 
 
 def test_gate_fails_on_a_drop_beyond_tolerance(repo):
-    write_metrics(repo, 0.93, 0.003)  # best model on main is cnn11: 0.95 -> 0.93
+    write_results(repo, 0.93, 0.003)  # best model on main is cnn11: 0.95 -> 0.93
     proc = pr(repo, "gate", "--base", "main")
     assert proc.returncode == 1
     assert "FAILS: test.roc_auc of cnn11 0.9500 -> 0.9300" in proc.stdout
@@ -66,15 +113,52 @@ def test_gate_fails_on_a_drop_beyond_tolerance(repo):
 
 @pytest.mark.parametrize("auc", [0.945, 0.97])
 def test_gate_passes_within_tolerance_or_on_a_rise(repo, auc):
-    write_metrics(repo, auc, 0.003)
+    write_results(repo, auc, 0.003)
     proc = pr(repo, "gate", "--base", "main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "passes" in proc.stdout
 
 
 def test_gate_on_a_named_model_and_metric(repo):
-    write_metrics(repo, 0.93, 0.003)
+    write_results(repo, 0.93, 0.003)
     proc = pr(repo, "gate", "--base", "main", "--model", "baseline")
     assert proc.returncode == 0 and "baseline 0.9000 -> 0.9000" in proc.stdout
     proc = pr(repo, "gate", "--base", "main", "--metric", "test.f1")
     assert proc.returncode == 2 and "test.f1" in proc.stderr
+
+
+def test_reproduce_compares_two_runs_of_this_machine(tmp_path):
+    """main commits results its code does not produce (0.99, as if from another machine);
+    `reproduce` reruns main in a worktree, so the base side is what this machine makes of
+    main (0.97), and the PR side is this machine's run of the PR (0.99)."""
+    repo = tmp_path
+    init(repo, {"stages": {"results": {
+        "cmd": "python stage.py", "deps": ["stage.py"], "params": ["cnn11.lr"],
+        "metrics": [{f"metrics/{m}.json": {"cache": False}} for m in MODELS],
+        "plots": [{f"eval/{m}/plots/sklearn/roc.json": {"cache": False}} for m in MODELS]}}})
+    (repo / "stage.py").write_text(STAGE)
+    write_results(repo, 0.99, 0.003)  # committed, not reproduced: the code gives 0.97
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "base")
+    main_sha = sh(repo, "git", "rev-parse", "main").stdout.strip()
+    sh(repo, "git", "checkout", "-qb", "pr")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["cnn11"]["lr"] = 0.001
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+
+    proc = pr(repo, "reproduce", "--base", "main")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = pr(repo, "comment", "--base", "refs/pr/base", "--out", "comment.md",
+              "--plots", "plots")
+    assert proc.returncode == 0, proc.stderr
+    text = (repo / "comment.md").read_text()
+    assert "Like for like" in text and main_sha[:12] in text
+    diff = json.loads(sh(repo, sys.executable, "-m", "dvc", "metrics", "diff", "refs/pr/base",
+                         "--json").stdout)
+    assert diff["metrics/cnn11.json"]["test.roc_auc"] == {"old": 0.97, "new": 0.99,
+                                                          "diff": pytest.approx(0.02)}
+    rows = json.loads((repo / "plots/plots.json").read_text())["ROC (test)"]
+    assert {row["rev"] for row in rows} == {"refs/pr/base", "workspace"}
+    assert sh(repo, "git", "rev-parse", "main").stdout.strip() == main_sha  # main untouched
+    assert sh(repo, "git", "worktree", "list").stdout.count("\n") == 1  # worktree removed
+    assert pr(repo, "gate", "--base", "refs/pr/base").returncode == 0
