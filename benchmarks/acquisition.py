@@ -23,8 +23,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from cxr.cache import decode_many
 from cxr.images import RESIZE_MODES
+from cxr.prepared import decode_many
 from cxr.shortcuts import laplacian_energy, metadata_features, metadata_model
 from cxr.split import scan
 

@@ -7,16 +7,13 @@ bfloat16 autocast, to decide which the training loop should use.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxr.models import build_model  # noqa: E402
+from cxr.models import build_model
 
 
 def images_per_second(arch: str, size: int, batch: int, steps: int, channels_last: bool,

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxr.cache import decode_many  # noqa: E402
+from cxr.prepared import decode_many
 
 
 def full_resolution(src: Path, n: int, out: Path) -> list[Path]:

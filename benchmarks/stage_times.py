@@ -18,11 +18,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from cxr.commands import run_stage
+from cxr.params import set_param
 
-from cxr.io import run_stage  # noqa: E402
-from cxr.params import set_param  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def stage_commands(dvc_yaml: dict) -> list[tuple[str, str]]:

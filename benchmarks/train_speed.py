@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from prepare_speed import full_resolution
 from torch import nn
 from torchvision import datasets, transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from prepare_speed import full_resolution  # noqa: E402
-
-from cxr.cache import decode_many  # noqa: E402
-from cxr.data import Split  # noqa: E402
-from cxr.models import build_model  # noqa: E402
-from cxr.train import Phase, fit  # noqa: E402
+from cxr.inputs import Split
+from cxr.models import build_model
+from cxr.prepared import decode_many
+from cxr.train import Phase, fit
 
 
 class NoLog:

@@ -18,7 +18,7 @@ from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from torch import nn  # noqa: E402
 
 from cxr import CLASSES  # noqa: E402
-from cxr.data import Split, to_input  # noqa: E402
+from cxr.inputs import Split, to_input  # noqa: E402
 from cxr.metrics import binary_metrics  # noqa: E402
 from cxr.models import cam_layer  # noqa: E402
 from cxr.train import predict_proba  # noqa: E402
@@ -49,14 +49,15 @@ def ablate(images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return torch.where(keep, images, mean)
 
 
-def ablation(model: nn.Module, test: Split, threshold: float, tta: bool, device: torch.device,
-             box: list[float], band: float) -> dict[str, dict[str, float]]:
+def ablation(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float, tta: bool,
+             device: torch.device, box: list[float], band: float) -> dict[str, dict[str, float]]:
     """ROC AUC, and sensitivity and specificity at the validation threshold, per region kept,
-    scored exactly as evaluate scores the clean images (same flip, same batching)."""
+    scored exactly as evaluate scored the clean images `p_test` (same flip, same batching)."""
     y = test.labels.numpy()
     out = {}
     for name, keep in region_masks(test.images.shape[-1], box, band).items():
-        p = predict_proba(model, ablate(test.images, keep), device, tta)
+        p = p_test if name == "clean" else predict_proba(model, ablate(test.images, keep),
+                                                         device, tta)
         out[name] = binary_metrics(y, p, threshold, ("roc_auc", "sensitivity", "specificity"))
     return out
 
@@ -157,7 +158,7 @@ def audit_model(model: nn.Module, test: Split, p_test: np.ndarray, threshold: fl
                 out_dir: str | Path) -> dict:
     """The `audit` entry of metrics/<model>.json, and out_dir/gradcam.png."""
     box, band = cfg["box"], cfg["band"]
-    regions = ablation(model, test, threshold, tta, device, box, band)
+    regions = ablation(model, test, p_test, threshold, tta, device, box, band)
     shares, maps = saliency(model, test, p_test, threshold, device, box)
     kinds = outcomes(test.labels.numpy(), p_test, threshold)
     gradcam_grid(test.images.numpy(), maps, kinds, p_test, box, cfg["examples"],

@@ -15,12 +15,12 @@ from dvclive import Live
 from torch.nn.functional import cross_entropy
 
 from cxr import CLASSES
+from cxr.atomic import write_json
 from cxr.audit import audit_model
-from cxr.cache import read_manifest
-from cxr.data import Split, load_split
-from cxr.io import write_json
+from cxr.inputs import Split, load_split
 from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
 from cxr.models import load_checkpoint, threshold_path
+from cxr.prepared import read_manifest
 from cxr.train import predict_logits, predict_proba, select_device
 
 

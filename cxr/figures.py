@@ -22,7 +22,7 @@ STYLE = {"font.size": 8, "axes.titlesize": 9, "legend.fontsize": 7, "lines.linew
 
 def _save(fig, path: Path) -> None:
     """PNG without the version metadata that would differ between matplotlib releases. The
-    report stage writes the whole folder atomically (`cxr.io.atomic_dir`)."""
+    report stage writes the whole folder atomically (`cxr.atomic.atomic_dir`)."""
     try:
         fig.savefig(path, dpi=DPI, metadata={"Software": None})
     finally:

@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cxr import CLASSES, CxrError
+from cxr.atomic import atomic_dir
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
-from cxr.io import atomic_dir
 
 SPLITS = ("train", "val", "test")
 REQUIRED_SPLITS = ("train", "test")

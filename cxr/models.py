@@ -12,7 +12,7 @@ from cxr import CxrError
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TORCH_CACHE_HINT = (
     "either place resnet34-b627a593.pth (from https://download.pytorch.org/models/) in "
-    "{cache}, or train without it: -S finetune.weights=none, or point finetune.weights at a "
+    "{cache}, or train without it: -S resnet34.weights=none, or point resnet34.weights at a "
     "ResNet34 state_dict file")
 
 
@@ -133,7 +133,7 @@ def imagenet_state_dict() -> dict:
 
 
 def pretrain(model: ResNet34, weights: str) -> None:
-    """Apply `finetune.weights`: none, imagenet, or a path to a state_dict."""
+    """Apply `resnet34.weights`: none, imagenet, or a path to a state_dict."""
     if weights == "imagenet":
         model.load_backbone(imagenet_state_dict(), "ImageNet weights")
     elif weights != "none":

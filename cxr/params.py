@@ -113,7 +113,9 @@ def validate(p: dict) -> dict:
     _choice(p, "prepare.resize", RESIZE_MODES)
     _number(p, "prepare.lowpass", 0, 10)
 
-    for section in (*CNN_SECTIONS, "finetune"):
+    for section in (*CNN_SECTIONS, "resnet34"):
+        if section != "baseline":  # the baseline's sampler is the top-level `sampler`
+            _choice(p, f"{section}.sampler", SAMPLERS)
         _int(p, f"{section}.image_size", 32)
         if p[section]["image_size"] > p["prepare"]["image_size"]:
             raise CxrError(f"params.yaml: `{section}.image_size` is {p[section]['image_size']}, "
@@ -130,16 +132,16 @@ def validate(p: dict) -> dict:
     _number(p, "cnn11.dropout", 0, 1, open_high=True)
     _augment(p, "cnn11.augment")
 
-    if not isinstance(get(p, "finetune.weights"), str) or not p["finetune"]["weights"]:
-        raise _fail("finetune.weights", "none, imagenet or a path to a state_dict",
-                    p["finetune"]["weights"])
-    _int(p, "finetune.batch_size")
-    _number(p, "finetune.weight_decay", 0, inf)
-    _number(p, "finetune.label_smoothing", 0, 1, open_high=True)
+    if not isinstance(get(p, "resnet34.weights"), str) or not p["resnet34"]["weights"]:
+        raise _fail("resnet34.weights", "none, imagenet or a path to a state_dict",
+                    p["resnet34"]["weights"])
+    _int(p, "resnet34.batch_size")
+    _number(p, "resnet34.weight_decay", 0, inf)
+    _number(p, "resnet34.label_smoothing", 0, 1, open_high=True)
     for phase in ("frozen", "unfrozen"):
-        _int(p, f"finetune.{phase}.epochs")
-        _number(p, f"finetune.{phase}.max_lr", 0, inf, open_low=True)
-    _augment(p, "finetune.augment")
+        _int(p, f"resnet34.{phase}.epochs")
+        _number(p, f"resnet34.{phase}.max_lr", 0, inf, open_low=True)
+    _augment(p, "resnet34.augment")
 
     _choice(p, "evaluate.threshold", THRESHOLD_RULES)
     _number(p, "evaluate.target_sensitivity", 0, 1, open_low=True, open_high=True)

@@ -1,8 +1,8 @@
 """Pull-request loop: reproduce base and head on one machine, then comment and gate.
 
-    python -m cxr.pr reproduce --base REV [--pull]  # base in a git worktree, then head here
-    python -m cxr.pr comment --base REV [--out comment.md] [--plots DIR] [--image-url URL]
-    python -m cxr.pr gate --base REV [--metric test.roc_auc] [--model best] [--tolerance 0.01]
+    cxr-pr reproduce --base REV [--pull]  # base in a git worktree, then head here
+    cxr-pr comment --base REV [--out comment.md] [--plots DIR] [--image-url URL]
+    cxr-pr gate --base REV [--metric test.roc_auc] [--model best] [--tolerance 0.01]
 
 Results are identical only on one kind of machine (README, "Reproducibility"), so a diff of a
 PR's results against results committed from another machine measures hardware as well as the
@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from cxr import CxrError  # noqa: E402
-from cxr.io import run_dvc as dvc  # noqa: E402
+from cxr.commands import run_dvc as dvc  # noqa: E402
 
 BASE_REF = "refs/pr/base"
 PROVENANCE = ".dvc/tmp/pr-base.json"  # what `reproduce` did, for `comment` (not versioned)
@@ -64,7 +64,7 @@ def processor() -> str:
 def reproduce(base: str, pull: bool = False) -> dict:
     """`dvc repro` of `base` in a worktree, committed to refs/pr/base; then `dvc repro` here.
 
-    `pull`: first `dvc pull data` (the raw dataset, from the DVC remote) on both sides, for a
+    `pull`: first `dvc pull acquire` (the raw dataset, from the DVC remote) on both sides, for a
     pipeline whose `data.source` cannot be materialised on the runner. Nothing trained is
     pulled: models and metrics are always made here."""
     sha = git("rev-parse", "--verify", f"{base}^{{commit}}")
@@ -74,7 +74,7 @@ def reproduce(base: str, pull: bool = False) -> dict:
     try:
         print(f"reproduce: {base} ({sha[:12]}) in {worktree}", flush=True)
         if pull:
-            dvc("pull", "data", cwd=worktree, capture=False)
+            dvc("pull", "acquire", cwd=worktree, capture=False)
         dvc("repro", cwd=worktree, capture=False)
         git("add", "-A", cwd=worktree)
         git("-c", "user.name=cxr-pr", "-c", "user.email=cxr-pr@localhost", "commit", "-q",
@@ -85,7 +85,7 @@ def reproduce(base: str, pull: bool = False) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     print("reproduce: the workspace (head)", flush=True)
     if pull:
-        dvc("pull", "data", capture=False)
+        dvc("pull", "acquire", capture=False)
     dvc("repro", capture=False)
     record = {"base": base, "base_sha": sha, "ref": BASE_REF, "processor": processor()}
     Path(PROVENANCE).parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ def provenance(base: str) -> str:
         return (f"Like for like: `{record['base']}` ({record['base_sha'][:12]}) and this PR were "
                 f"both reproduced by `dvc repro` in this run, on {record['processor']}.")
     return (f"Base: the results committed in `{base}`, which may come from another machine; "
-            "differences can be hardware as well as the change (`python -m cxr.pr reproduce` "
+            "differences can be hardware as well as the change (`cxr-pr reproduce` "
             "compares like for like).")
 
 
@@ -192,13 +192,13 @@ def comment(base: str, plots: str | None, gate_line: str, image_url: str | None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cxr.pr", description=__doc__,
+    parser = argparse.ArgumentParser(prog="cxr-pr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("reproduce", "comment", "gate"))
     parser.add_argument("--base", required=True,
                         help=f"git revision to compare with ({BASE_REF} after `reproduce`)")
     parser.add_argument("--pull", action="store_true",
-                        help="reproduce: `dvc pull data` from the DVC remote on both sides")
+                        help="reproduce: `dvc pull acquire` from the DVC remote on both sides")
     parser.add_argument("--out", help="comment: write the markdown here (default: stdout)")
     parser.add_argument("--plots", help="comment: render both revisions' plots as PNGs here")
     parser.add_argument("--image-url", help="comment: URL the --plots folder will be served "

@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 
 from cxr import CLASSES, CxrError
-from cxr.data import resize
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
+from cxr.inputs import resize
 from cxr.models import load_checkpoint, threshold_path
 from cxr.train import predict_proba, select_device
 
@@ -106,7 +106,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cxr.predict", description=__doc__,
+    parser = argparse.ArgumentParser(prog="cxr-predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True,
                         help="checkpoint, e.g. models/cnn11.pt")

@@ -13,7 +13,7 @@ from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR
 
 from cxr import CxrError
-from cxr.data import Split, augment_batch, batches, make_sampler, steps_per_epoch, to_input
+from cxr.inputs import Split, augment_batch, batches, make_sampler, steps_per_epoch, to_input
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 import argparse
 
+from cxr.commands import run_stage
 from cxr.evaluate import evaluate_model
-from cxr.io import run_stage
 from cxr.params import load_params
 
 

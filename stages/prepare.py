@@ -3,15 +3,16 @@
 import argparse
 from pathlib import Path
 
-from cxr.cache import write_cache
-from cxr.io import atomic_dir, run_stage, write_json
+from cxr.atomic import atomic_dir, write_json
+from cxr.commands import run_stage
 from cxr.params import load_params
+from cxr.prepared import write_cache
 from cxr.split import assign_val, scan, split_report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--raw", required=True, help="Kaggle-layout folder from `data`")
+    parser.add_argument("--raw", required=True, help="Kaggle-layout folder from `acquire`")
     parser.add_argument("--out", required=True, help="folder for {split}.npy and manifest.csv")
     parser.add_argument("--report", required=True, help="split report (JSON)")
     args = parser.parse_args()

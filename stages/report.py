@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 from cxr import MODELS
+from cxr.atomic import atomic_dir, write_text
 from cxr.card import model_card
+from cxr.commands import run_stage
 from cxr.figures import write_figures
-from cxr.io import atomic_dir, run_stage, write_text
 from cxr.params import load_params
 from cxr.report import load_metrics, summary
 

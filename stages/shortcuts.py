@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr.cache import SPLITS, read_manifest
-from cxr.io import run_stage, write_json
+from cxr.atomic import write_json
+from cxr.commands import run_stage
 from cxr.metrics import rounded
+from cxr.prepared import SPLITS, read_manifest
 from cxr.shortcuts import shortcut_report
 
 

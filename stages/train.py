@@ -2,14 +2,14 @@
 
 import argparse
 
-from cxr.io import run_stage
+from cxr.commands import run_stage
 from cxr.params import load_params
-from cxr.trainers import TRAINERS, train_model
+from cxr.recipes import ARCHS, train_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", choices=sorted(TRAINERS))
+    parser.add_argument("model", choices=sorted(ARCHS))
     parser.add_argument("--data", required=True, help="folder written by `prepare`")
     parser.add_argument("--out", required=True, help="checkpoint to write")
     parser.add_argument("--live", required=True, help="dvclive folder")

@@ -1,13 +1,11 @@
 import copy
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 REAL_DATA = ROOT.parent / "shared" / "data" / "chest_xray"
 REQUIRE_REAL_DATA = "CXR_REQUIRE_REAL_DATA"  # set by .ci/run: absent data fails, never skips
@@ -46,8 +44,8 @@ def tiny_overrides(p: dict) -> dict:
     for section in ("baseline", "balanced", "cnn11"):
         p[section].update(epochs=1, batch_size=16, image_size=32)
     p["cnn11"]["image_size"] = 48  # read as cached; the other models resize 48 -> 32 px
-    p["finetune"].update(batch_size=16, image_size=32)
-    p["finetune"]["frozen"]["epochs"] = 1
-    p["finetune"]["unfrozen"]["epochs"] = 1
+    p["resnet34"].update(batch_size=16, image_size=32)
+    p["resnet34"]["frozen"]["epochs"] = 1
+    p["resnet34"]["unfrozen"]["epochs"] = 1
     p["evaluate"]["n_boot"] = 20
     return p

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cxr.audit import REGIONS, ablate, ablation, audit_model, gradcam, region_masks, share_in_box
-from cxr.data import Split
+from cxr.inputs import Split
 from cxr.models import build_model
 from cxr.shortcuts import shortcut_report
 from cxr.train import Phase, fit, predict_proba
@@ -53,7 +53,8 @@ def trained(request):
 
 def test_ablation_shows_where_the_label_is(trained):
     where, model, test = trained
-    result = ablation(model, test, 0.5, False, CPU, BOX, BAND)
+    p = predict_proba(model, test.images, CPU)
+    result = ablation(model, test, p, 0.5, False, CPU, BOX, BAND)
     assert list(result) == list(REGIONS)
     assert result["clean"]["roc_auc"] > 0.95
     if where == "border":

@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
-from cxr.cache import write_cache
-from cxr.data import load_split
 from cxr.evaluate import evaluate_model
+from cxr.inputs import load_split
 from cxr.metrics import binary_metrics, choose_threshold
 from cxr.models import build_model, save_checkpoint
+from cxr.prepared import write_cache
 from cxr.split import assign_val, scan
 from cxr.synthetic import generate
 from cxr.train import predict_proba

@@ -64,14 +64,15 @@ SPLIT = {"train": {"images": 100, "patients": 50, "NORMAL": {"images": 25},
 
 @pytest.mark.parametrize("weights, label", [("none", "random init"), ("imagenet", "ImageNet")])
 def test_model_card_sections_and_numbers(outputs, default_params, weights, label):
+    """The ResNet34's label comes from the weights its checkpoint was trained from."""
     _, metrics = outputs
-    params = {**default_params, "finetune": {**default_params["finetune"], "weights": weights}}
-    card = model_card(metrics, SPLIT, params)
+    metrics = {**metrics, "resnet34": {**metrics["resnet34"], "weights": weights}}
+    card = model_card(metrics, SPLIT, default_params)
     for section in ("Model details", "Intended use", "Factors", "Metrics",
                     "Training and evaluation data", "Quantitative analyses",
                     "Ethical considerations", "Caveats and recommendations"):
         assert f"## {section}\n" in card
-    assert f"ResNet34 weights: {label}." in card
+    assert f"`resnet34`: ResNet34, {label}." in card
     assert "Not a medical device" in card
     assert "train 100 images (25 NORMAL / 75 PNEUMONIA, 50 patients)" in card
     row = next(line for line in card.splitlines() if line.startswith("| `cnn11` |"))

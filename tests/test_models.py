@@ -74,7 +74,7 @@ def test_imagenet_weights_unavailable_names_both_remedies(tmp_path, monkeypatch)
         pretrain(ResNet34(), "imagenet")
     message = str(err.value)
     assert "resnet34-b627a593.pth" in message and str(tmp_path) in message
-    assert "finetune.weights=none" in message
+    assert "resnet34.weights=none" in message
 
 
 @pytest.mark.parametrize("content", ["text", "cnn8", "missing"])
@@ -110,7 +110,7 @@ def test_training_stages_skip_heavy_imports():
     """Every stage is its own process, so start-up counts (on a GPU most of a stage's time):
     building and training the CNNs needs neither torchvision nor scikit-learn (2.7 s here)."""
     # pandas is left out: dvclive imports it whenever it is installed (dvclive/utils.py)
-    code = ("import sys, cxr.trainers; print(sorted({'torchvision', 'sklearn', 'scipy', "
+    code = ("import sys, cxr.recipes; print(sorted({'torchvision', 'sklearn', 'scipy', "
             "'matplotlib'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

@@ -18,12 +18,12 @@ def test_default_params_are_valid():
     ("sampler", "balanced", "`sampler` must be one of none, weighted"),
     ("data.source", "kaggle", "`data.source` must be one of"),
     ("baseline.epochs", 0, "`baseline.epochs` must be an integer >= 1"),
-    ("finetune.unfrozen.epochs", -1, "`finetune.unfrozen.epochs`"),
+    ("resnet34.unfrozen.epochs", -1, "`resnet34.unfrozen.epochs`"),
     ("prepare.val_fraction", 1.0, "`prepare.val_fraction` must be a number in (0, 1)"),
     ("prepare.val_fraction", 0, "`prepare.val_fraction`"),
     ("evaluate.threshold", "median", "`evaluate.threshold`"),
     ("cnn11.image_size", 16, "`cnn11.image_size` must be an integer >= 32"),
-    ("finetune.image_size", 4096, "`finetune.image_size` is 4096, larger than the cache"),
+    ("resnet34.image_size", 4096, "`resnet34.image_size` is 4096, larger than the cache"),
     ("precision", "fp16", "`precision` must be one of auto, bf16, fp32"),
     ("evaluate.tta", "sometimes", "`evaluate.tta` must be auto, true or false"),
     ("prepare.seed", -1, "`prepare.seed` must be an integer >= 0"),
@@ -52,9 +52,9 @@ def test_stage_stops_before_work_on_bad_params(tmp_path, params):
     params["sampler"] = "oversample"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "raw"
-    proc = subprocess.run([sys.executable, "-m", "stages.data", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "stages.acquire", "--out", str(out),
                            "--report", str(tmp_path / "r.json")], cwd=tmp_path,
-                          env={"PYTHONPATH": str(ROOT), "PATH": ""}, capture_output=True,
+                          env={"PATH": ""}, capture_output=True,
                           text=True)
     assert proc.returncode == 2
     assert "error: params.yaml: `sampler` must be one of none, weighted" in proc.stderr

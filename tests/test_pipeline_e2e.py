@@ -118,9 +118,9 @@ def test_status_sees_code_and_seed_changes(repo):
     original = init.read_text()
     try:
         init.write_text(original + "# edited\n")
-        assert stale(repo) == {"data", "prepare", "shortcuts", "train_baseline", "train_balanced",
-                               "train_cnn11", "finetune_resnet34", *(f"evaluate@{m}" for m in
-                                                                     MODELS), "report"}
+        assert stale(repo) == {"acquire", "prepare", "shortcuts", "train_baseline",
+                               "train_balanced", "train_cnn11", "finetune_resnet34",
+                               *(f"evaluate@{m}" for m in MODELS), "report"}
     finally:
         init.write_text(original)
     params_file = repo / "params.yaml"
@@ -149,6 +149,8 @@ def test_exp_run_weighted_reruns_only_the_baseline(repo):
     assert "metrics/baseline.json" in diff
     assert not any(f"metrics/{m}.json" in diff for m in MODELS if m != "baseline")
     assert "sampler" in dvc(repo, "exp", "show", "--no-pager", "--md")
-    table = run(repo, sys.executable, "-m", "cxr.seeds", "--metric", "test.accuracy")
-    row = next(line for line in table.splitlines() if line.startswith("| baseline |"))
-    assert row.startswith("| baseline | 2 | 42, 42 |")
+    table = run(repo, "cxr-experiments", "--model", "baseline", "--metric", "test.accuracy")
+    acc = {v: json.loads(b)["test"]["accuracy"] for v, b in (("(params.yaml)", before["baseline"]),
+                                                           ("sampler=weighted", after["baseline"]))}
+    for variant, value in acc.items():
+        assert f"| {variant} | 1 | 42 | {value:.4f} ({value:.4f}–{value:.4f}) |" in table

@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from cxr import MODELS
 from cxr.metrics import mcnemar_p
-from cxr.report import compare, load_metrics, summary
+from cxr.report import audit_section, compare, load_metrics, summary
 
 from helpers import metrics_file, write_predictions
 
@@ -58,3 +59,27 @@ def test_summary_numbers_and_verdicts_on_a_hand_made_case(tmp_path):
     assert "12 of the 17 test images" in text
     disjoint = next(line for line in lines if line.startswith("| `balanced` | 94.1% |"))
     assert disjoint == "| `balanced` | 94.1% | 75.0% | 100.0% | – | – | yes | 96.0% | 0.991 |"
+
+
+def test_audit_section_reports_ablation_saliency_and_the_acquisition_baseline():
+    """Hand-made audit numbers: the table cells, the ranges in the paragraph, and which model
+    and class put less Grad-CAM mass in the box than the box's area."""
+    metrics = {}
+    for i, name in enumerate(MODELS):
+        region = {"roc_auc": 0.80 + i / 100, "sensitivity": 0.5, "specificity": 0.75}
+        metrics[name] = {"audit": {
+            "clean": {"roc_auc": 0.95, "sensitivity": 0.9, "specificity": 0.8},
+            "centre_removed": region, "centre_only": region,
+            "border_only": {**region, "roc_auc": 0.70 + i / 100},
+            "saliency": {"box_area": 0.56, "share_in_box_normal": 0.7,
+                         "share_in_box_pneumonia": 0.4 if name == "resnet34" else None}}}
+    shortcuts = {"metadata": {"val_roc_auc": 0.9, "test_roc_auc": 0.834},
+                 "laplacian": {"test_roc_auc": 0.827}}
+    text = "\n".join(audit_section(metrics, shortcuts))
+    assert ("| `cnn11` | 0.950 (90% / 80%) | 0.820 (50% / 75%) | 0.820 (50% / 75%) | "
+            "0.720 (50% / 75%) | 70.0% | – | 56% |") in text
+    assert "keep ROC AUC 0.800–0.830 (highest: `resnet34`)" in text
+    assert "border bands alone they reach 0.700–0.730" in text
+    assert "0.834 on test" in text and "0.827 on test" in text
+    assert "below it: `resnet34` (pneumonia), whose" in text
+    assert text.count("![Grad-CAM, ") == 4

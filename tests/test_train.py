@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from cxr.data import Split
+from cxr.inputs import Split
 from cxr.models import build_model
 from cxr.train import Phase, fit, predict_proba, resolve_precision
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from cxr import CxrError
-from cxr.cache import read_manifest
+from cxr.prepared import read_manifest
 
 
 @dataclass

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cxr import CxrError
-from cxr.data import batches, load_split, make_sampler, random_affine, random_intensity, resize
+from cxr.inputs import batches, load_split, make_sampler, random_affine, random_intensity, resize
 
 
 def class_fraction(kind: str, labels: torch.Tensor, seed: int = 0) -> float:

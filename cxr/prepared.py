@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cxr.atomic import write_json
 from cxr.images import decode_gray
-from cxr.io import write_json
 from cxr.split import Record
 
 SPLITS = ("train", "val", "test")

@@ -1,19 +1,15 @@
-"""Atomic file output and the stage entry wrapper."""
+"""Atomic file output: a reader never sees half a file or half a folder."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from cxr import CxrError
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -50,23 +46,3 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-
-
-def run_dvc(*args: str, cwd: str | Path | None = None, capture: bool = True) -> str:
-    """stdout of `dvc ARGS` run with this interpreter (`capture=False`: shown as it runs, for
-    `dvc repro`); a failure becomes a CxrError."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd,
-                          capture_output=capture, text=True)
-    if proc.returncode != 0:
-        detail = proc.stderr.strip()[-2000:] if capture else "see its output above"
-        raise CxrError(f"`dvc {' '.join(args)}` failed: {detail}")
-    return proc.stdout or ""
-
-
-def run_stage(main: Callable[[], Any]) -> None:
-    """Run a stage's entry function; a CxrError ends it with the message and exit code 2."""
-    try:
-        main()
-    except CxrError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)

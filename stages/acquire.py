@@ -1,9 +1,10 @@
-"""DVC stage `data`: materialise the validated raw dataset from `data.source`."""
+"""DVC stage `acquire`: materialise the validated raw dataset from `data.source`."""
 
 import argparse
 
 from cxr.acquire import materialise
-from cxr.io import run_stage, write_json
+from cxr.atomic import write_json
+from cxr.commands import run_stage
 from cxr.params import load_params
 
 

@@ -1,4 +1,5 @@
-"""The four models of the article: which network, sampler, augmentation and schedule each uses."""
+"""The four models of the article: each one's network, and its recipe (schedule, sampler,
+augmentation) from its own section of params.yaml, named after the model."""
 
 from __future__ import annotations
 
@@ -6,34 +7,31 @@ from pathlib import Path
 
 from dvclive import Live
 
-from cxr.cache import read_preprocess
-from cxr.data import load_split
+from cxr.inputs import load_split
 from cxr.models import ResNet34, build_model, pretrain, save_checkpoint
+from cxr.prepared import read_preprocess
 from cxr.train import Phase, fit, resolve_precision, seed_everything, select_device
 
-# model name -> (params section, architecture)
-TRAINERS = {"baseline": ("baseline", "cnn8"), "balanced": ("balanced", "cnn8"),
-            "cnn11": ("cnn11", "cnn11"), "resnet34": ("finetune", "resnet34")}
+ARCHS = {"baseline": "cnn8", "balanced": "cnn8", "cnn11": "cnn11", "resnet34": "resnet34"}
 
 
-def _recipe(name: str, params: dict, model) -> tuple[list[Phase], str, dict | None]:
-    """(phases, sampler, augmentation) of model `name`."""
-    cfg = params[TRAINERS[name][0]]
+def sampler_of(name: str, params: dict) -> str:
+    """The baseline's sampler is the top-level `sampler` (the article's `dvc exp run -S
+    sampler=weighted`, which re-runs only the baseline); the others carry their own."""
+    return params["sampler"] if name == "baseline" else params[name]["sampler"]
+
+
+def _phases(name: str, cfg: dict, model) -> list[Phase]:
     if name == "resnet34":
         return [Phase("frozen", cfg["frozen"]["epochs"], cfg["frozen"]["max_lr"],
                       model.head_parameters()),
-                Phase("unfrozen", cfg["unfrozen"]["epochs"], cfg["unfrozen"]["max_lr"])
-                ], "weighted", cfg["augment"]
-    phases = [Phase("train", cfg["epochs"], cfg["lr"])]
-    if name == "baseline":
-        return phases, params["sampler"], None
-    return phases, "weighted", cfg.get("augment")
+                Phase("unfrozen", cfg["unfrozen"]["epochs"], cfg["unfrozen"]["max_lr"])]
+    return [Phase("train", cfg["epochs"], cfg["lr"])]
 
 
 def train_model(name: str, params: dict, data_dir: str | Path, model_path: str | Path,
                 live_dir: str | Path) -> None:
-    section, arch = TRAINERS[name]
-    cfg = params[section]
+    arch, cfg = ARCHS[name], params[name]
     generator = seed_everything(params["seed"])
     device = select_device(params["device"])
     precision = resolve_precision(params["precision"], device)
@@ -46,7 +44,8 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
     if isinstance(model, ResNet34):
         pretrain(model, cfg["weights"])
         info["weights"] = cfg["weights"]
-    phases, sampler, augment = _recipe(name, params, model)
+    phases, sampler = _phases(name, cfg, model), sampler_of(name, params)
+    augment = cfg.get("augment")
 
     with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_params({"model": name, "arch": arch, "sampler": sampler, "device": device.type,
