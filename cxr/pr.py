@@ -34,12 +34,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
-from cxr import CxrError  # noqa: E402
+from cxr import MODELS, CxrError  # noqa: E402
 from cxr.commands import run_dvc as dvc  # noqa: E402
 
 BASE_REF = "refs/pr/base"
 PROVENANCE = ".dvc/tmp/pr-base.json"  # what `reproduce` did, for `comment` (not versioned)
 PLOTS = {"ROC (test)": "roc.png", "Precision-recall (test)": "precision_recall.png"}
+HEADLINE = {"test.accuracy": "test accuracy", "test.roc_auc": "test ROC AUC",
+            "test.sensitivity": "sensitivity", "test.specificity": "specificity",
+            "val_in_sample.log_loss": "val log loss",
+            "audit.centre_removed.roc_auc": "ROC AUC, lungs removed",
+            "audit.border_only.roc_auc": "ROC AUC, border only"}
 
 
 def git(*args: str, cwd: str | Path = ".") -> str:
@@ -105,14 +110,17 @@ def provenance(base: str) -> str:
             "compares like for like).")
 
 
+def model_metrics(base: str) -> dict[str, dict[str, dict]]:
+    """{model: {metric: {"old": .., "new": ..}}} of every metrics/<model>.json, changed or not."""
+    diff = json.loads(dvc("metrics", "diff", base, "--all", "--json") or "{}")
+    return {Path(path).stem: values for path, values in diff.items()
+            if Path(path).parent.name == "metrics"}
+
+
 def metric_values(base: str, metric: str) -> dict[str, dict]:
     """{model: {"old": .., "new": ..}} for `metric` in metrics/<model>.json."""
-    diff = json.loads(dvc("metrics", "diff", base, "--all", "--json") or "{}")
-    out = {}
-    for path, values in diff.items():
-        name = Path(path).stem
-        if Path(path).parent.name == "metrics" and metric in values:
-            out[name] = values[metric]
+    out = {name: values[metric] for name, values in model_metrics(base).items()
+           if metric in values}
     if not out:
         raise CxrError(f"no metrics/<model>.json holds `{metric}` in the workspace or {base}.")
     return out
@@ -137,6 +145,28 @@ def gate(base: str, metric: str, model: str, tolerance: float) -> tuple[bool, st
                 f"(change {-drop:+.4f}, tolerance {tolerance})")
 
 
+def headline(base: str) -> str:
+    """Markdown: per model, the metrics a reviewer reads first, base -> PR."""
+    diffs = model_metrics(base)
+    models = [m for m in MODELS if m in diffs] + sorted(set(diffs) - set(MODELS))
+    lines = ["| model | " + " | ".join(HEADLINE.values()) + " |",
+             "|---|" + "---|" * len(HEADLINE)]
+    for model in models:
+        cells = []
+        for key in HEADLINE:
+            value = diffs[model].get(key, {})
+            old, new = value.get("old"), value.get("new")
+            if old is None and new is None:
+                cells.append("–")
+            elif old == new or old is None or new is None:
+                cells.append(f"{new if new is not None else old:.4f}"
+                             + (" (new)" if old is None else " (gone)" if new is None else ""))
+            else:
+                cells.append(f"{old:.4f} → **{new:.4f}**")
+        lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot_data(base: str) -> dict[str, list[dict]]:
     """Rows of each plot definition in PLOTS for both revisions, from `dvc plots diff`: each row
     has the definition's x and y fields, `rev` and the source file."""
@@ -151,16 +181,18 @@ def plot_data(base: str) -> dict[str, list[dict]]:
 
 
 def render(plot_id: str, rows: list[dict], definition: dict, path: Path) -> None:
-    """One PNG: every model's curve, the base dashed and the PR solid."""
+    """One PNG: every model's curve in its own colour, the base dashed and the PR solid."""
     x, y = definition["x"], next(iter(definition["y"].values()))
     fig, ax = plt.subplots(figsize=(5, 4))
     series: dict[tuple[str, str], list[dict]] = {}
     for row in rows:  # filename: the source file less the common prefix, e.g. cnn11/plots/...
-        series.setdefault((row["rev"], row["filename"].split("/")[0]), []).append(row)
-    for (rev, model), points in sorted(series.items()):
-        style = "--" if rev != "workspace" else "-"
-        ax.plot([float(p[x]) for p in points], [float(p[y]) for p in points], style,
-                label=f"{model} ({'PR' if rev == 'workspace' else rev})", linewidth=1)
+        series.setdefault((row["filename"].split("/")[0], row["rev"]), []).append(row)
+    names = sorted({model for model, _ in series})
+    for (model, rev), points in sorted(series.items()):
+        pr = rev == "workspace"
+        ax.plot([float(p[x]) for p in points], [float(p[y]) for p in points],
+                "-" if pr else "--", color=f"C{names.index(model)}", linewidth=1.2 if pr else 1,
+                label=f"{model}: {'PR' if pr else 'base'}")
     ax.set_xlabel(definition.get("x_label") or x)
     ax.set_ylabel(definition.get("y_label") or y)
     ax.set_title(plot_id)
@@ -177,8 +209,10 @@ def plot_definitions() -> dict[str, dict]:
 
 def comment(base: str, plots: str | None, gate_line: str, image_url: str | None) -> str:
     parts = [f"## Pipeline results against `{base}`", "", provenance(base), "", gate_line, "",
-             "### Metrics", "", dvc("metrics", "diff", base, "--md") or "No metric changed.",
-             "", "### Params", "", dvc("params", "diff", base, "--md") or "No param changed."]
+             "### Params", "", dvc("params", "diff", base, "--md") or "No param changed.", "",
+             "### Headline metrics (base → **PR**)", "", headline(base), "",
+             "<details><summary>Every changed metric (<code>dvc metrics diff</code>)</summary>",
+             "", dvc("metrics", "diff", base, "--md") or "No metric changed.", "", "</details>"]
     if plots:
         folder = Path(plots)
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """Classify chest X-ray images with a trained checkpoint.
 
-    python -m cxr.predict --model models/resnet34.pt PATH [PATH ...] [--json]
+    cxr-predict --model models/resnet34.pt PATH [PATH ...] [--json]
 
-PATHs are image files or folders (searched recursively for .jpeg/.jpg/.png). For each image:
+PATHs are image files or folders (searched recursively for .jpeg/.jpg/.png), decoded as
+`prepare` decoded the training images (the checkpoint records prepare.resize and
+prepare.lowpass). For each image:
 the pneumonia probability, the label at the model's validation-fitted threshold and input-quality
 flags. The threshold, and whether scores average in the mirror image, come from
 <checkpoint>.threshold.json beside it (written by `evaluate`), so predict scores exactly as the

@@ -46,7 +46,8 @@ def write_results(repo, cnn11_auc: float, lr: float):
         roc = [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.1, "tpr": value}, {"fpr": 1.0, "tpr": 1.0}]
         (folder / "roc.json").write_text(json.dumps({"roc": roc}))
         (repo / "metrics").mkdir(exist_ok=True)
-        (repo / f"metrics/{model}.json").write_text(json.dumps({"test": {"roc_auc": value}}))
+        test = {"roc_auc": value, **({"accuracy": 0.8} if model == "cnn11" else {})}
+        (repo / f"metrics/{model}.json").write_text(json.dumps({"test": test}))
     (repo / "params.yaml").write_text(yaml.safe_dump({
         "cnn11": {"lr": lr}, "gate": {"metric": "test.roc_auc", "model": "best",
                                       "tolerance": 0.01}}))
@@ -83,6 +84,9 @@ def test_comment_shows_changed_metrics_and_params(repo):
     assert "cnn11.lr" in text and "0.003" in text and "0.001" in text
     assert "gate FAILS" in text
     assert "may come from another machine" in text  # committed base: not like for like
+    headline = text.split("### Headline metrics")[1].split("<details>")[0]
+    assert "| `baseline` | – | 0.9000 | – |" in headline  # unchanged: one value
+    assert "| `cnn11` | 0.8000 | 0.9500 → **0.9300** | – |" in headline
 
 
 def test_comment_plots_both_revisions_from_the_plot_definition(repo):
