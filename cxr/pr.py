@@ -66,12 +66,22 @@ def processor() -> str:
     return f"{name} ({'native' if native else 'no native'} bf16)"
 
 
+def raw_folder(repo: str | Path = ".") -> str:
+    """The raw dataset's path, from the `vars` of dvc.yaml (a path, unlike a stage name,
+    that both sides of a PR share)."""
+    pipeline = yaml.safe_load((Path(repo) / "dvc.yaml").read_text()) or {}
+    for entry in pipeline.get("vars", []):
+        if isinstance(entry, dict) and "raw" in entry:
+            return entry["raw"]
+    raise CxrError(f"{repo}/dvc.yaml: no `raw` in `vars`; cannot tell what to pull.")
+
+
 def reproduce(base: str, pull: bool = False) -> dict:
     """`dvc repro` of `base` in a worktree, committed to refs/pr/base; then `dvc repro` here.
 
-    `pull`: first `dvc pull acquire` (the raw dataset, from the DVC remote) on both sides, for a
-    pipeline whose `data.source` cannot be materialised on the runner. Nothing trained is
-    pulled: models and metrics are always made here."""
+    `pull`: first `dvc pull` the raw dataset (dvc.yaml's `raw` folder, from the DVC remote) on
+    both sides, for a pipeline whose `data.source` cannot be materialised on the runner.
+    Nothing trained is pulled: models and metrics are always made here."""
     sha = git("rev-parse", "--verify", f"{base}^{{commit}}")
     tmp = Path(tempfile.mkdtemp(prefix="cxr-pr-base-"))
     worktree = tmp / "base"
@@ -79,7 +89,7 @@ def reproduce(base: str, pull: bool = False) -> dict:
     try:
         print(f"reproduce: {base} ({sha[:12]}) in {worktree}", flush=True)
         if pull:
-            dvc("pull", "acquire", cwd=worktree, capture=False)
+            dvc("pull", raw_folder(worktree), cwd=worktree, capture=False)
         dvc("repro", cwd=worktree, capture=False)
         git("add", "-A", cwd=worktree)
         git("-c", "user.name=cxr-pr", "-c", "user.email=cxr-pr@localhost", "commit", "-q",
@@ -90,7 +100,7 @@ def reproduce(base: str, pull: bool = False) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     print("reproduce: the workspace (head)", flush=True)
     if pull:
-        dvc("pull", "acquire", capture=False)
+        dvc("pull", raw_folder(), capture=False)
     dvc("repro", capture=False)
     record = {"base": base, "base_sha": sha, "ref": BASE_REF, "processor": processor()}
     Path(PROVENANCE).parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", required=True,
                         help=f"git revision to compare with ({BASE_REF} after `reproduce`)")
     parser.add_argument("--pull", action="store_true",
-                        help="reproduce: `dvc pull acquire` from the DVC remote on both sides")
+                        help="reproduce: `dvc pull` the raw data from the DVC remote first")
     parser.add_argument("--out", help="comment: write the markdown here (default: stdout)")
     parser.add_argument("--plots", help="comment: render both revisions' plots as PNGs here")
     parser.add_argument("--image-url", help="comment: URL the --plots folder will be served "

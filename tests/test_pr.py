@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,36 @@ def test_reproduce_compares_two_runs_of_this_machine(tmp_path):
     assert sh(repo, "git", "rev-parse", "main").stdout.strip() == main_sha  # main untouched
     assert sh(repo, "git", "worktree", "list").stdout.count("\n") == 1  # worktree removed
     assert pr(repo, "gate", "--base", "refs/pr/base").returncode == 0
+
+
+def test_reproduce_pulls_the_raw_data_from_the_remote_when_asked(tmp_path):
+    """Data the runner cannot make (here `dvc add`-ed, in CI a real dataset) come from the DVC
+    remote with --pull, on both sides; without it the run fails, never silently."""
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    repo.mkdir()
+    init(repo, {"vars": [{"raw": "raw"}], "stages": {"results": {
+        "cmd": "python -c \"import json, pathlib; n = len(list(pathlib.Path('raw').iterdir())); "
+               "pathlib.Path('metrics').mkdir(exist_ok=True); pathlib.Path('metrics/cnn11.json')"
+               ".write_text(json.dumps({'test': {'roc_auc': n / 10}}))\"",
+        "deps": ["raw"], "metrics": [{"metrics/cnn11.json": {"cache": False}}]}}})
+    (repo / "raw").mkdir()
+    for i in range(3):
+        (repo / "raw" / f"{i}.txt").write_text(str(i))
+    sh(repo, sys.executable, "-m", "dvc", "add", "-q", "raw")
+    sh(repo, sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(remote))
+    sh(repo, sys.executable, "-m", "dvc", "repro", "-q")
+    sh(repo, sys.executable, "-m", "dvc", "push", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "base")
+    sh(repo, "git", "checkout", "-qb", "pr")
+    shutil.rmtree(repo / "raw")
+    shutil.rmtree(repo / ".dvc" / "cache")  # a fresh runner: nothing but git and the remote
+
+    proc = pr(repo, "reproduce", "--base", "main")
+    assert proc.returncode == 2 and "dvc repro" in proc.stderr
+    proc = pr(repo, "reproduce", "--base", "main", "--pull")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    diff = json.loads(sh(repo, sys.executable, "-m", "dvc", "metrics", "diff", "refs/pr/base",
+                         "--json").stdout or "{}")
+    assert diff == {}  # both sides made from the same pulled data: nothing changed
+    assert json.loads((repo / "metrics/cnn11.json").read_text()) == {"test": {"roc_auc": 0.3}}
