@@ -82,4 +82,5 @@ def test_audit_section_reports_ablation_saliency_and_the_acquisition_baseline():
     assert "border bands alone they reach 0.700–0.730" in text
     assert "0.834 on test" in text and "0.827 on test" in text
     assert "below it: `resnet34` (pneumonia), whose" in text
+    assert "every model still separates the classes from outside the lung fields" in text
     assert text.count("![Grad-CAM, ") == 4
