@@ -15,14 +15,13 @@ out-of-fold scores), so folders without a test split (the full-resolution sample
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import time
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from cxr.commands import processor
 from cxr.images import RESIZE_MODES
 from cxr.prepared import decode_many
 from cxr.shortcuts import laplacian_energy, metadata_features, metadata_model
@@ -43,14 +42,6 @@ def flat_lines(images: np.ndarray) -> np.ndarray:
     rows = (images.max(axis=2) == images.min(axis=2)).mean(axis=1)
     cols = (images.max(axis=1) == images.min(axis=1)).mean(axis=1)
     return (rows + cols) / 2
-
-
-def processor() -> str:
-    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                  if line.startswith("Model name")), platform.processor())
-    flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info]
-    return f"{model}; {', '.join(flags) or 'no avx512_bf16/amx'}"
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import torch
-from acquisition import processor
 
 from cxr import MODELS
 from cxr.audit import audit_model
+from cxr.commands import processor
 from cxr.inputs import load_split
 from cxr.models import load_checkpoint, threshold_path
 from cxr.params import load_params

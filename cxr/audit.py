@@ -18,6 +18,7 @@ from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from torch import nn  # noqa: E402
 
 from cxr import CLASSES  # noqa: E402
+from cxr.figures import save  # noqa: E402
 from cxr.inputs import Split, to_input  # noqa: E402
 from cxr.metrics import binary_metrics  # noqa: E402
 from cxr.models import cam_layer  # noqa: E402
@@ -147,10 +148,7 @@ def gradcam_grid(images: np.ndarray, maps: np.ndarray, kinds: np.ndarray, p: np.
             ax.set_title(f"p={p[i]:.2f}", fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=80, metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    save(fig, path)
 
 
 def audit_model(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float,

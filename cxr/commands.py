@@ -1,7 +1,8 @@
-"""Running things: a stage's entry function, and dvc with this interpreter."""
+"""Running things: a stage's entry function, dvc with this interpreter, lscpu."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,3 +30,15 @@ def run_stage(main: Callable[[], Any]) -> None:
     except CxrError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def processor() -> str:
+    """`lscpu`'s model name and whether it computes bfloat16 natively (what changes results)."""
+    try:
+        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        info = ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("Model name")), platform.processor() or platform.machine())
+    native = any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
+    return f"{name} ({'native' if native else 'no native'} bf16)"

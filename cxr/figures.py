@@ -20,9 +20,9 @@ DPI = 80
 STYLE = {"font.size": 8, "axes.titlesize": 9, "legend.fontsize": 7, "lines.linewidth": 1.2}
 
 
-def _save(fig, path: Path) -> None:
-    """PNG without the version metadata that would differ between matplotlib releases. The
-    report stage writes the whole folder atomically (`cxr.atomic.atomic_dir`)."""
+def save(fig, path: str | Path) -> None:
+    """PNG without the version metadata that would differ between matplotlib releases, so a
+    rerun writes the same bytes; the figure is closed."""
     try:
         fig.savefig(path, dpi=DPI, metadata={"Software": None})
     finally:
@@ -43,7 +43,7 @@ def _curves(predictions: dict[str, pd.DataFrame], path: Path) -> None:
            ylim=(0, 1.02))
     roc.legend(loc="lower right")
     pr.legend(loc="lower left")
-    _save(fig, path)
+    save(fig, path)
 
 
 def _calibration(predictions: dict[str, pd.DataFrame], path: Path) -> None:
@@ -55,7 +55,7 @@ def _calibration(predictions: dict[str, pd.DataFrame], path: Path) -> None:
     ax.set(xlabel="mean predicted probability", ylabel="fraction of pneumonia",
            title="Calibration (test)")
     ax.legend(loc="upper left")
-    _save(fig, path)
+    save(fig, path)
 
 
 def _confusion(metrics: dict[str, dict], path: Path) -> None:
@@ -70,7 +70,7 @@ def _confusion(metrics: dict[str, dict], path: Path) -> None:
         ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=CLASSES, yticklabels=CLASSES,
                xlabel="predicted", ylabel="actual",
                title=f"{name} (threshold {metrics[name]['threshold']:.3f})")
-    _save(fig, path)
+    save(fig, path)
 
 
 def _history(live_dir: Path, path: Path) -> None:
@@ -85,7 +85,7 @@ def _history(live_dir: Path, path: Path) -> None:
             ax.set(title=f"{name}: {'loss' if metric == 'loss' else 'accuracy'}",
                    xlabel="epoch")
             ax.legend()
-    _save(fig, path)
+    save(fig, path)
 
 
 def _learning_rate(live_dir: Path, path: Path) -> None:
@@ -95,7 +95,7 @@ def _learning_rate(live_dir: Path, path: Path) -> None:
     ax.plot(lr["step"], lr["lr"])
     ax.set(xlabel="step", ylabel="learning rate",
            title="ResNet34: frozen, then unfrozen one-cycle phases")
-    _save(fig, path)
+    save(fig, path)
 
 
 FIGURES = {

@@ -92,17 +92,14 @@ def decode_gray(source: str | Path | bytes, size: int | None = None, resize: str
         raise ImageError(f"corrupt or truncated image: {err}") from None
 
 
-ACQUISITION_FIELDS = ("width", "height", "aspect", "file_size", "color_mode", "bit_depth")
 BITS = {"1": 1, "L": 8, "P": 8, "LA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8,
         "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
 
 
-def acquisition(path: str | Path) -> dict:
-    """How the file was saved (header only, no decode): width, height, width/height, bytes,
-    PIL colour mode and bits per channel."""
-    path = Path(path)
-    with Image.open(path) as img:
+def acquisition(data: bytes) -> dict:
+    """How a file was saved, from its bytes (header only, no decode): width, height,
+    width/height, bytes, PIL colour mode and bits per channel."""
+    with Image.open(io.BytesIO(data)) as img:
         w, h = img.size
-        return {"width": w, "height": h, "aspect": round(w / h, 4),
-                "file_size": path.stat().st_size, "color_mode": img.mode,
-                "bit_depth": BITS.get(img.mode, 8)}
+        return {"width": w, "height": h, "aspect": round(w / h, 4), "file_size": len(data),
+                "color_mode": img.mode, "bit_depth": BITS.get(img.mode, 8)}

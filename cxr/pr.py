@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from cxr import MODELS, CxrError  # noqa: E402
+from cxr.commands import processor  # noqa: E402
 from cxr.commands import run_dvc as dvc  # noqa: E402
+from cxr.figures import save  # noqa: E402
 
 BASE_REF = "refs/pr/base"
 PROVENANCE = ".dvc/tmp/pr-base.json"  # what `reproduce` did, for `comment` (not versioned)
@@ -52,18 +53,6 @@ def git(*args: str, cwd: str | Path = ".") -> str:
     if proc.returncode != 0:
         raise CxrError(f"git {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout.strip()
-
-
-def processor() -> str:
-    """`lscpu`'s model name and whether it computes bfloat16 natively (what changes results)."""
-    try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        info = ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("Model name")), platform.processor() or platform.machine())
-    native = any(flag in info for flag in ("avx512_bf16", "amx_bf16"))
-    return f"{name} ({'native' if native else 'no native'} bf16)"
 
 
 def raw_folder(repo: str | Path = ".") -> str:
@@ -127,17 +116,17 @@ def model_metrics(base: str) -> dict[str, dict[str, dict]]:
             if Path(path).parent.name == "metrics"}
 
 
-def metric_values(base: str, metric: str) -> dict[str, dict]:
-    """{model: {"old": .., "new": ..}} for `metric` in metrics/<model>.json."""
-    out = {name: values[metric] for name, values in model_metrics(base).items()
-           if metric in values}
+def metric_values(diffs: dict[str, dict], base: str, metric: str) -> dict[str, dict]:
+    """{model: {"old": .., "new": ..}} for `metric`, from `model_metrics(base)`."""
+    out = {name: values[metric] for name, values in diffs.items() if metric in values}
     if not out:
         raise CxrError(f"no metrics/<model>.json holds `{metric}` in the workspace or {base}.")
     return out
 
 
-def gate(base: str, metric: str, model: str, tolerance: float) -> tuple[bool, str]:
-    values = metric_values(base, metric)
+def gate(diffs: dict[str, dict], base: str, metric: str, model: str,
+         tolerance: float) -> tuple[bool, str]:
+    values = metric_values(diffs, base, metric)
     if model == "best":
         with_old = {k: v for k, v in values.items() if v.get("old") is not None}
         if not with_old:
@@ -155,9 +144,8 @@ def gate(base: str, metric: str, model: str, tolerance: float) -> tuple[bool, st
                 f"(change {-drop:+.4f}, tolerance {tolerance})")
 
 
-def headline(base: str) -> str:
-    """Markdown: per model, the metrics a reviewer reads first, base -> PR."""
-    diffs = model_metrics(base)
+def headline(diffs: dict[str, dict]) -> str:
+    """Markdown: per model, the metrics a reviewer reads first, base -> PR (`model_metrics`)."""
     models = [m for m in MODELS if m in diffs] + sorted(set(diffs) - set(MODELS))
     lines = ["| model | " + " | ".join(HEADLINE.values()) + " |",
              "|---|" + "---|" * len(HEADLINE)]
@@ -208,8 +196,7 @@ def render(plot_id: str, rows: list[dict], definition: dict, path: Path) -> None
     ax.set_title(plot_id)
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_definitions() -> dict[str, dict]:
@@ -217,10 +204,11 @@ def plot_definitions() -> dict[str, dict]:
     return {k: v for item in plots if isinstance(item, dict) for k, v in item.items()}
 
 
-def comment(base: str, plots: str | None, gate_line: str, image_url: str | None) -> str:
+def comment(base: str, diffs: dict[str, dict], plots: str | None, gate_line: str,
+            image_url: str | None) -> str:
     parts = [f"## Pipeline results against `{base}`", "", provenance(base), "", gate_line, "",
              "### Params", "", dvc("params", "diff", base, "--md") or "No param changed.", "",
-             "### Headline metrics (base → **PR**)", "", headline(base), "",
+             "### Headline metrics (base → **PR**)", "", headline(diffs), "",
              "<details><summary>Every changed metric (<code>dvc metrics diff</code>)</summary>",
              "", dvc("metrics", "diff", base, "--md") or "No metric changed.", "", "</details>"]
     if plots:
@@ -260,9 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         metric = args.metric or cfg.get("metric", "test.roc_auc")
         model = args.model or cfg.get("model", "best")
         tolerance = args.tolerance if args.tolerance is not None else cfg.get("tolerance", 0.01)
-        ok, line = gate(args.base, metric, model, tolerance)
+        diffs = model_metrics(args.base)
+        ok, line = gate(diffs, args.base, metric, model, tolerance)
         if args.command == "comment":
-            text = comment(args.base, args.plots, line, args.image_url)
+            text = comment(args.base, diffs, args.plots, line, args.image_url)
             if args.out:
                 Path(args.out).write_text(text)
             else:

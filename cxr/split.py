@@ -61,10 +61,10 @@ def scan(root: str | Path) -> tuple[list[Record], int]:
                 if patient is None:
                     unknown += 1
                     patient = f"file:{path.stem}"
+                data = path.read_bytes()
                 records.append(Record(path.relative_to(root).as_posix(), label,
                                       "test" if split == "test" else "train", patient, pathogen,
-                                      hashlib.sha256(path.read_bytes()).hexdigest(),
-                                      **acquisition(path)))
+                                      hashlib.sha256(data).hexdigest(), **acquisition(data)))
     return records, unknown
 
 

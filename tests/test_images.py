@@ -59,7 +59,7 @@ def test_lowpass_smooths_and_bad_options_are_refused():
 def test_acquisition_record(tmp_path):
     path = tmp_path / "x.jpeg"
     Image.new("RGB", (300, 200), (10, 20, 30)).save(path, quality=80)
-    assert acquisition(path) == {"width": 300, "height": 200, "aspect": 1.5,
+    assert acquisition(path.read_bytes()) == {"width": 300, "height": 200, "aspect": 1.5,
                                  "file_size": path.stat().st_size, "color_mode": "RGB",
                                  "bit_depth": 8}
 
