@@ -37,7 +37,7 @@ def box_mask(size: int, box: list[float]) -> torch.Tensor:
 
 
 def region_masks(size: int, box: list[float], band: float) -> dict[str, torch.Tensor]:
-    """Pixels each ablation keeps (True); the rest is filled with the image's mean."""
+    """Pixels each ablation keeps (True); the rest is filled (`ablate`)."""
     inside = box_mask(size, box)
     inner = box_mask(size, [band, band, 1 - band, 1 - band])
     return {"clean": torch.ones(size, size, dtype=torch.bool), "centre_removed": ~inside,
@@ -45,9 +45,13 @@ def region_masks(size: int, box: list[float], band: float) -> dict[str, torch.Te
 
 
 def ablate(images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) with the pixels outside `keep` set to each image's own mean."""
-    mean = images.float().mean(dim=(1, 2), keepdim=True).round().to(torch.uint8)
-    return torch.where(keep, images, mean)
+    """uint8 (N, H, W) with the pixels outside `keep` set to the mean of each image's *kept*
+    pixels. The fill must say nothing about what it replaces: the mean of the whole image
+    would carry the removed region's brightness back in (on a toy whose label sits only in
+    the removed box, that fill value alone separates the classes)."""
+    kept = keep.to(torch.float32)
+    mean = (images.float() * kept).sum(dim=(1, 2), keepdim=True) / kept.sum().clamp(min=1)
+    return torch.where(keep, images, mean.round().to(torch.uint8))
 
 
 def ablation(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float, tta: bool,
@@ -74,19 +78,27 @@ def _margins(model: nn.Module):
 
 
 def gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
-            device: torch.device, batch_size: int = 64) -> np.ndarray:
+            device: torch.device, tta: bool = False, batch_size: int = 64) -> np.ndarray:
     """Raw Grad-CAM maps (N, H, W) for class `targets` against the other class, upsampled to
-    the input's size: the gradient-weighted sum of the last feature maps, neither rectified
-    nor normalised."""
+    the input's size: the gradient-weighted sum of the feature maps, neither rectified nor
+    normalised. `tta`: the model's score averages the image and its mirror, so the map
+    averages the image's map and the mirror's map flipped back onto the image."""
     model.eval()
     cam = LayerGradCam(_margins(model), cam_layer(model))
     size = tuple(images.shape[-2:])
+
+    def attribute(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        attr = cam.attribute(x, target=target)
+        return LayerAttribution.interpolate(attr, size, "bilinear")[:, 0].detach().float()
+
     out = []
     for start in range(0, len(images), batch_size):
         x = to_input(images[start:start + batch_size], device)
-        attr = cam.attribute(x, target=targets[start:start + batch_size].to(device))
-        out.append(LayerAttribution.interpolate(attr, size, "bilinear")[:, 0]
-                   .detach().float().cpu())
+        target = targets[start:start + batch_size].to(device)
+        maps = attribute(x, target)
+        if tta:
+            maps = (maps + attribute(x.flip(-1), target).flip(-1)) / 2
+        out.append(maps.cpu())
     model.zero_grad(set_to_none=True)
     return torch.cat(out).numpy() if out else np.zeros((0, *size), np.float32)
 
@@ -107,30 +119,40 @@ def outcomes(y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def saliency(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float,
-             device: torch.device, box: list[float]) -> tuple[dict, np.ndarray]:
+             tta: bool, device: torch.device, box: list[float]) -> tuple[dict, np.ndarray]:
     """Grad-CAM of the predicted class for every test image; the mean share of positive
-    saliency inside the box per true class, against the box's share of the area."""
-    predicted = torch.from_numpy((p_test >= threshold).astype(np.int64))
-    maps = gradcam(model, test.images, predicted, device)
+    saliency inside the box per *predicted* class (each map explains the prediction, so a
+    false negative belongs with the NORMAL calls), against the box's share of the area."""
+    predicted = (p_test >= threshold).astype(np.int64)
+    maps = gradcam(model, test.images, torch.from_numpy(predicted), device, tta)
     shares = share_in_box(maps, box)
-    y = test.labels.numpy()
     summary = {"box_area": float(box_mask(maps.shape[-1], box).float().mean())}
     for label, cls in enumerate(CLASSES):
-        summary[f"share_in_box_{cls.lower()}"] = float(np.nanmean(shares[y == label]))
+        chosen = shares[predicted == label]
+        summary[f"share_in_box_predicted_{cls.lower()}"] = (
+            float(np.nanmean(chosen)) if np.isfinite(chosen).any() else float("nan"))
     return summary, maps
 
 
-def gradcam_grid(images: np.ndarray, maps: np.ndarray, kinds: np.ndarray, p: np.ndarray,
-                 box: list[float], per_row: int, title: str, path: str | Path) -> None:
+def most_confident(p: np.ndarray, threshold: float, kinds: np.ndarray, kind: str,
+                   n: int) -> list[int]:
+    """Indices of the `n` images of outcome `kind` farthest from the model's threshold (the
+    decision the model made, not 0.5), farthest first."""
+    order = np.argsort(-np.abs(p - threshold), kind="stable")
+    return [int(i) for i in order if kinds[i] == kind][:n]
+
+
+def gradcam_grid(images: np.ndarray, maps: np.ndarray, p: np.ndarray, threshold: float,
+                 kinds: np.ndarray, box: list[float], per_row: int, title: str,
+                 path: str | Path) -> None:
     """PNG: one row per outcome (TP, TN, FP, FN), the most confident `per_row` images of each,
     the positive Grad-CAM over the image and the audit box outlined."""
     size = images.shape[-1]
     top, left, bottom, right = (v * size for v in box)
     fig, axes = plt.subplots(len(OUTCOMES), per_row, figsize=(1.6 * per_row, 1.7 * 4),
                              squeeze=False)
-    confidence = np.abs(p - 0.5)
     for row, kind in enumerate(OUTCOMES):
-        picked = [i for i in np.argsort(-confidence, kind="stable") if kinds[i] == kind]
+        picked = most_confident(p, threshold, kinds, kind, per_row)
         for col, ax in enumerate(axes[row]):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -145,7 +167,7 @@ def gradcam_grid(images: np.ndarray, maps: np.ndarray, kinds: np.ndarray, p: np.
                 ax.imshow(heat / heat.max(), cmap="jet", alpha=0.35, vmin=0, vmax=1)
             ax.add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False,
                                        edgecolor="white", linewidth=0.6, linestyle="--"))
-            ax.set_title(f"p={p[i]:.2f}", fontsize=7)
+            ax.set_title(f"p={p[i]:.3f}", fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save(fig, path)
@@ -157,8 +179,9 @@ def audit_model(model: nn.Module, test: Split, p_test: np.ndarray, threshold: fl
     """The `audit` entry of metrics/<model>.json, and out_dir/gradcam.png."""
     box, band = cfg["box"], cfg["band"]
     regions = ablation(model, test, p_test, threshold, tta, device, box, band)
-    shares, maps = saliency(model, test, p_test, threshold, device, box)
+    shares, maps = saliency(model, test, p_test, threshold, tta, device, box)
     kinds = outcomes(test.labels.numpy(), p_test, threshold)
-    gradcam_grid(test.images.numpy(), maps, kinds, p_test, box, cfg["examples"],
-                 f"{name}: Grad-CAM of the predicted class (test)", Path(out_dir) / "gradcam.png")
+    gradcam_grid(test.images.numpy(), maps, p_test, threshold, kinds, box, cfg["examples"],
+                 f"{name}: Grad-CAM of the predicted class (test, threshold {threshold:.3f})",
+                 Path(out_dir) / "gradcam.png")
     return {**regions, "saliency": shares}

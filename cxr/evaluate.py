@@ -18,7 +18,14 @@ from cxr import CLASSES
 from cxr.atomic import write_json
 from cxr.audit import audit_model
 from cxr.inputs import Split, load_split
-from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
+from cxr.metrics import (
+    SCORE_DECIMALS,
+    binary_metrics,
+    bootstrap_ci,
+    choose_threshold,
+    rounded,
+    stored,
+)
 from cxr.models import load_checkpoint, threshold_path
 from cxr.prepared import read_manifest
 from cxr.train import predict_logits, predict_proba, select_device
@@ -33,13 +40,13 @@ class Scores:
     test: Split
     p_val: np.ndarray
     p_test: np.ndarray
-    threshold: float  # fitted on val
+    threshold: float  # fitted on val; like the scores, a `stored` value (SCORE_DECIMALS)
     tta: bool  # whether scores average in the mirror image (chosen on val)
     val_log_loss: dict[str, float]  # per candidate: "plain", and "flip" where it was tried
 
 
 def _proba(logits: torch.Tensor) -> np.ndarray:
-    return torch.softmax(logits, 1)[:, 1].double().numpy()
+    return stored(torch.softmax(logits, 1)[:, 1].double().numpy())
 
 
 def score_splits(params: dict, data_dir: str | Path, model_path: str | Path) -> Scores:
@@ -63,7 +70,7 @@ def score_splits(params: dict, data_dir: str | Path, model_path: str | Path) -> 
     losses = {k: cross_entropy(v, val.labels).item() for k, v in candidates.items()}
     tta = mode is True or (mode == "auto" and "flip" in losses and losses["flip"] < losses["plain"])
     p_val = _proba(candidates["flip" if tta else "plain"])
-    p_test = predict_proba(model, test.images, device, tta)
+    p_test = stored(predict_proba(model, test.images, device, tta))
     threshold = choose_threshold(val.labels.numpy(), p_val, cfg["threshold"],
                                  cfg["target_sensitivity"])
     return Scores(model, device, ckpt, val, test, p_val, p_test, threshold, tta, losses)
@@ -90,7 +97,7 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
         "target_sensitivity": cfg["target_sensitivity"],
         "tta": s.tta, "tta_rule": cfg["tta"], "val_log_loss": s.val_log_loss,
         "val_in_sample": val_in_sample,
-    }, 6))
+    }, SCORE_DECIMALS))
 
     test_metrics = binary_metrics(y_test, p_test, threshold)
     pathogens = np.asarray(s.test.pathogens)
@@ -123,7 +130,7 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
         "audit": audit,
         "images": {"val": len(s.val), "test": len(s.test)},
     }
-    result = rounded(result)
+    result = {**rounded(result), "threshold": threshold}  # exact, as in the threshold file
     write_json(metrics_path, result)
 
     names = np.asarray(CLASSES)
@@ -134,12 +141,15 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
                               n_bins=10)
         live.log_sklearn_plot("confusion_matrix", names[y_test],
                               names[(p_test >= threshold).astype(int)], name="confusion.json")
+    paths = [r["path"] for r in read_manifest(data_dir) if r["split"] == "test"]
     with (out_dir / "predictions.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["index", "patient", "pathogen", "label", "probability", "disjoint"])
-        for i, (patient, pathogen, label, prob, dis) in enumerate(
-                zip(s.test.patients, pathogens, y_test, p_test, disjoint, strict=True)):
-            writer.writerow([i, patient, pathogen, int(label), f"{prob:.6f}", int(dis)])
+        writer.writerow(["index", "path", "patient", "pathogen", "label", "probability",
+                         "predicted", "disjoint"])
+        for i, (path, patient, pathogen, label, prob, dis) in enumerate(zip(
+                paths, s.test.patients, pathogens, y_test, p_test, disjoint, strict=True)):
+            writer.writerow([i, path, patient, pathogen, int(label),
+                             f"{prob:.{SCORE_DECIMALS}f}", int(prob >= threshold), int(dis)])
     t = result["test"]
     print(f"test @ {threshold:.3f} (flip: {s.tta}): accuracy {t['accuracy']:.4f} sensitivity "
           f"{t['sensitivity']:.4f} specificity {t['specificity']:.4f} ROC AUC {t['roc_auc']:.4f}")

@@ -27,6 +27,7 @@ from PIL import Image
 from cxr import CLASSES, CxrError
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
 from cxr.inputs import resize
+from cxr.metrics import stored
 from cxr.models import load_checkpoint, threshold_path
 from cxr.train import predict_proba, select_device
 
@@ -90,9 +91,9 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
     if arrays:
         dev = select_device(device)
         images = resize(torch.from_numpy(np.stack(arrays)), ckpt["image_size"])
-        probs = predict_proba(model.to(dev), images, dev, tta)
+        probs = stored(predict_proba(model.to(dev), images, dev, tta))
         for row, p in zip(decoded, probs, strict=True):
-            row["probability"] = round(float(p), 4)
+            row["probability"] = float(p)  # as evaluate writes it to predictions.csv
             row["label"] = CLASSES[int(p >= threshold)]
     return rows
 
@@ -101,7 +102,7 @@ def table(rows: list[dict]) -> str:
     width = max([len(r["path"]) for r in rows] + [4])
     lines = [f"{'path':{width}}  p(pneumonia)  label      flags"]
     for r in rows:
-        p = "-" if r["probability"] is None else f"{r['probability']:.4f}"
+        p = "-" if r["probability"] is None else f"{r['probability']:.6f}"
         lines.append(f"{r['path']:{width}}  {p:>12}  {r['label'] or '-':9}  "
                      f"{'; '.join(r['flags']) or 'ok'}")
     return "\n".join(lines)

@@ -97,11 +97,11 @@ def audit_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
              f"pixels (texture: sharpness, noise, JPEG blocks) alone {lap['test_roc_auc']:.3f} "
              "on test.", "",
              "**Region ablation** on test: the pixels outside the kept region are set to the "
-             "image's mean (`audit.box` is the central box over the lung fields, `audit.band` "
-             "the border strips). ROC AUC, and sensitivity / specificity at the validation "
-             "threshold:", "",
+             "mean of the kept pixels, so the fill carries nothing of what it hides "
+             "(`audit.box` is the central box over the lung fields, `audit.band` the border "
+             "strips). ROC AUC, and sensitivity / specificity at the validation threshold:", "",
              "| model | " + " | ".join(REGION_TITLES.values()) + " | Grad-CAM share in box: "
-             "NORMAL | PNEUMONIA | box area |",
+             "called NORMAL | called PNEUMONIA | box area |",
              "|---|" + "---|" * (len(REGION_TITLES) + 3)]
     for name in MODELS:
         a = metrics[name]["audit"]
@@ -109,8 +109,9 @@ def audit_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
                  f"{a[r]['specificity']:.0%})" for r in REGION_TITLES]
         sal = a["saliency"]
         lines.append(f"| `{name}` | " + " | ".join(cells) + f" | "
-                     f"{fmt_pct(sal['share_in_box_normal'])} | "
-                     f"{fmt_pct(sal['share_in_box_pneumonia'])} | {sal['box_area']:.0%} |")
+                     f"{fmt_pct(sal['share_in_box_predicted_normal'])} | "
+                     f"{fmt_pct(sal['share_in_box_predicted_pneumonia'])} | "
+                     f"{sal['box_area']:.0%} |")
     outside = {n: metrics[n]["audit"]["centre_removed"]["roc_auc"] for n in MODELS}
     border = {n: metrics[n]["audit"]["border_only"]["roc_auc"] for n in MODELS}
     worst = max(outside, key=outside.get)
@@ -127,18 +128,22 @@ def audit_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
               f"{min(border.values()):.3f}–{max(border.values()):.3f}. The acquisition "
               f"baseline above ({meta['test_roc_auc']:.3f}) is what a model could get without "
               "any anatomy.", ""]
-    below = [f"`{n}` ({cls.lower()})" for n in MODELS for cls in CLASSES
-             if (share := metrics[n]["audit"]["saliency"][f"share_in_box_{cls.lower()}"])
-             is not None and share < metrics[n]["audit"]["saliency"]["box_area"]]
+    saliency = {n: metrics[n]["audit"]["saliency"] for n in MODELS}
+    below = [f"`{n}` (called {cls.lower()})" for n in MODELS for cls in CLASSES
+             if (share := saliency[n][f"share_in_box_predicted_{cls.lower()}"]) is not None
+             and share < saliency[n]["box_area"]]
     lines += ["Grad-CAM (captum `LayerGradCam` on the feature maps one stage before the last, "
-              "for the predicted class against the other) shows what each decision drew on. A "
+              "for the predicted class against the other; for models scored with the "
+              "test-time flip, the mean of the image's map and the mirror's map flipped back) "
+              "shows what each decision drew on; shares are grouped by the class the model "
+              "called, at its threshold. A "
               "share of its positive mass inside the box above the box's share of the area "
               "means more weight on the lung fields than on the rest; "
               + ("below it: " + ", ".join(below) + ", whose saliency sits outside the box "
                  "more than the box's area alone would give" if below else
                  "every model and class is above it, which the ablation above qualifies")
-              + ". Grids of test images (true and false positives and negatives, the most "
-              "confident first; the box dashed):", ""]
+              + ". Grids of test images (true and false positives and negatives, those "
+              "farthest from the model's threshold first; the box dashed):", ""]
     lines += [f"![Grad-CAM, {name}](figures/gradcam_{name}.png)" for name in MODELS]
     return [*lines, ""]
 

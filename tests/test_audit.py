@@ -5,8 +5,21 @@ baseline separates classes that differ only in the files' shape."""
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
-from cxr.audit import REGIONS, ablate, ablation, audit_model, gradcam, region_masks, share_in_box
+from cxr.audit import (
+    REGIONS,
+    ablate,
+    ablation,
+    audit_model,
+    box_mask,
+    gradcam,
+    most_confident,
+    outcomes,
+    region_masks,
+    saliency,
+    share_in_box,
+)
 from cxr.inputs import Split
 from cxr.models import build_model
 from cxr.shortcuts import shortcut_report
@@ -81,16 +94,82 @@ def test_gradcam_points_at_the_planted_region(trained):
         assert share > box_area + 0.2
 
 
-def test_audit_model_writes_metrics_and_a_grid(trained, tmp_path):
-    _, model, test = trained
-    p = predict_proba(model, test.images, CPU)
+@pytest.mark.parametrize("tta", [False, True])
+def test_audit_model_writes_metrics_and_a_grid(trained, tmp_path, tta):
+    where, model, test = trained
+    p = predict_proba(model, test.images, CPU, tta)
     cfg = {"box": BOX, "band": BAND, "examples": 3}
-    result = audit_model(model, test, p, 0.5, False, CPU, cfg, "toy", tmp_path)
+    result = audit_model(model, test, p, 0.5, tta, CPU, cfg, "toy", tmp_path)
     assert set(result) == {*REGIONS, "saliency"}
+    assert result["clean"]["roc_auc"] > 0.95
+    # the flip-averaged model still shows where its label is (the square is not symmetric)
+    kept = "border_only" if where == "border" else "centre_only"
+    removed = "centre_only" if where == "border" else "centre_removed"
+    assert result[kept]["roc_auc"] > 0.9 and result[removed]["roc_auc"] < 0.7
     assert result["saliency"]["box_area"] == pytest.approx(0.36, abs=0.01)
-    assert 0 <= result["saliency"]["share_in_box_pneumonia"] <= 1
+    assert 0 <= result["saliency"]["share_in_box_predicted_pneumonia"] <= 1
     png = (tmp_path / "gradcam.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_flip_averaged_gradcam_follows_the_mirror(trained):
+    """With the test-time flip the score is f(x) + f(mirror x); its map is the mean of both
+    maps, the mirror's flipped back, so mirroring the image mirrors the map."""
+    _, model, test = trained
+    images, targets = test.images[:8], test.labels[:8]
+    plain = gradcam(model, images, targets, CPU)
+    maps = gradcam(model, images, targets, CPU, tta=True)
+    mirrored = gradcam(model, images.flip(-1), targets, CPU, tta=True)
+    np.testing.assert_allclose(mirrored, maps[..., ::-1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(maps, (plain + gradcam(model, images.flip(-1), targets,
+                                                      CPU)[..., ::-1]) / 2, rtol=1e-4,
+                               atol=1e-5)
+    assert not np.allclose(maps, plain)
+
+
+def test_saliency_is_grouped_by_the_class_the_model_called(trained):
+    """A threshold above every score calls every image NORMAL: each map then explains a
+    NORMAL call, and no image is counted as a PNEUMONIA call, whatever its true label."""
+    _, model, test = trained
+    p = predict_proba(model, test.images, CPU)
+    summary, _ = saliency(model, test, p, 1.01, False, CPU, BOX)
+    assert np.isnan(summary["share_in_box_predicted_pneumonia"])
+    assert 0 <= summary["share_in_box_predicted_normal"] <= 1
+
+
+def test_grid_picks_the_images_farthest_from_the_threshold():
+    """Under a 0.995 threshold, a false negative at p 0.99 is borderline, one at 0.1 is not."""
+    y = np.array([1, 1, 1, 1, 0])
+    p = np.array([0.99, 0.1, 0.3, 0.999, 0.2])
+    kinds = outcomes(y, p, 0.995)
+    assert list(kinds) == ["FN", "FN", "FN", "TP", "TN"]
+    assert most_confident(p, 0.995, kinds, "FN", 2) == [1, 2]
+    assert most_confident(p, 0.995, kinds, "FP", 2) == []
+
+
+def test_box_mask_reads_top_left_bottom_right():
+    """An asymmetric box (like the default audit.box): rows from top/bottom, columns from
+    left/right; swapped axes give the same pixel count, so check the pixels."""
+    mask = box_mask(10, [0.1, 0.3, 0.5, 0.9])
+    rows, cols = np.nonzero(mask.numpy())
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (1, 4, 3, 8)
+    masks = region_masks(20, [0.1, 0.3, 0.5, 0.9], 0.1)
+    assert masks["centre_only"][2, 6] and not masks["centre_only"][6, 2]
+    assert masks["border_only"][1, 10] and not masks["border_only"][10, 10]
+
+
+def test_fill_carries_nothing_of_the_removed_region():
+    """Label only inside the box: with the box removed, the fill value must not tell the
+    classes apart (the whole image's mean did: ROC AUC about 1.0)."""
+    test = planted(400, 5, "centre")
+    keep = region_masks(SIZE, BOX, BAND)["centre_removed"]
+    out = ablate(test.images, keep)
+    fill = out[:, ~keep][:, 0].float().numpy()
+    assert (out[:, ~keep] == out[:, ~keep][:, :1]).all()  # one value per image
+    assert torch.equal(out[:, keep], test.images[:, keep])
+    assert abs(roc_auc_score(test.labels.numpy(), fill) - 0.5) < 0.1
+    whole_mean = test.images.float().mean(dim=(1, 2)).numpy()
+    assert roc_auc_score(test.labels.numpy(), whole_mean) > 0.9  # what the old fill leaked
 
 
 def test_region_masks_and_fill():
@@ -101,7 +180,8 @@ def test_region_masks_and_fill():
     assert masks["border_only"].sum() == 100 - 64
     images = torch.arange(2 * 100, dtype=torch.uint8).view(2, 10, 10)
     out = ablate(images, masks["centre_only"])
-    assert (out[0][~masks["centre_only"]] == round(images[0].float().mean().item())).all()
+    kept = images[0][masks["centre_only"]].float().mean().item()
+    assert (out[0][~masks["centre_only"]] == round(kept)).all()
     assert torch.equal(out[1][masks["centre_only"]], images[1][masks["centre_only"]])
 
 

@@ -79,3 +79,26 @@ def test_model_card_sections_and_numbers(outputs, default_params, weights, label
     assert row == ("| `cnn11` | 0.500 | 70.0% (60.0%–80.0%) | 90.0% (80.0%–100.0%) | "
                    "25.0% (0.0%–50.0%) | 0.875 (0.750–0.950) | 90.0% / 80.0% | "
                    "75.0% / 100.0% / – (12 images) |")
+
+
+@pytest.mark.parametrize("tta, rule", [("auto", "used where it lowered the validation log loss"),
+                                       (True, "always used"), (False, "never used")])
+@pytest.mark.parametrize("shared", [0, 2])
+def test_model_card_text_follows_its_metrics(outputs, default_params, tta, rule, shared):
+    """The flip rule, the shared-patient caveat and the audit sentence come from the params,
+    the split report and the metrics, not from fixed text."""
+    _, metrics = outputs
+    for i, name in enumerate(MODELS):
+        metrics[name]["audit"] = {"centre_removed": {"roc_auc": 0.81 + i / 100}}
+    params = {**default_params, "evaluate": {**default_params["evaluate"], "tta": tta}}
+    card = model_card(metrics, {**SPLIT, "shared_patient_ids_trainval_test": shared}, params)
+    assert f"flip: {'tried only for models trained with flips and ' if tta == 'auto' else ''}"
+    assert rule in card
+    assert "used by `cnn11`, `resnet34`." in card  # metrics_file: tta for the last two
+    assert "stays at 0.810–0.840, so the models read more than the lungs" in card
+    assert "no shortcut audit" not in card
+    if shared:
+        assert "The test set shares 2 patient ids with train+val" in card
+    else:
+        assert "No patient id is shared by the test set and train+val." in card
+        assert "shares" not in card.split("## Caveats")[1]

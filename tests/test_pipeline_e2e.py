@@ -1,5 +1,6 @@
 """`dvc repro` and `dvc exp run` of the real dvc.yaml, with tiny params, in a temporary clone."""
 
+import csv
 import json
 import math
 import os
@@ -85,6 +86,29 @@ def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
     assert 0 <= shortcuts["metadata"]["test_roc_auc"] <= 1
     assert "## What the models look at" in summary and "figures/gradcam_resnet34.png" in summary
     assert (repo / "reports/figures/gradcam_resnet34.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_predict_labels_every_test_image_as_evaluate_did(repo, model):
+    """cxr-predict on the raw test files: the same score and the same call as
+    eval/<model>/predictions.csv, and as the confusion counts in metrics/<model>.json."""
+    with (repo / "eval" / model / "predictions.csv").open(newline="") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f)}
+    raw = repo / "data/raw/chest_xray"
+    out = run(repo, "cxr-predict", "--model", f"models/{model}.pt", str(raw / "test"), "--json")
+    predicted = {Path(r["path"]).relative_to(raw).as_posix(): r for r in json.loads(out)}
+    assert sorted(predicted) == sorted(rows)
+    for path, row in rows.items():
+        assert predicted[path]["probability"] == float(row["probability"]), path
+        assert predicted[path]["label"] == ("PNEUMONIA" if row["predicted"] == "1"
+                                            else "NORMAL"), path
+    m = json.loads((repo / "metrics" / f"{model}.json").read_text())
+    threshold = json.loads((repo / "models" / f"{model}.threshold.json").read_text())
+    assert m["threshold"] == threshold["threshold"]
+    calls = [(int(r["label"]), int(r["predicted"])) for r in rows.values()]
+    assert calls.count((1, 1)) == m["test"]["tp"] and calls.count((0, 1)) == m["test"]["fp"]
+    assert all(int(r["predicted"]) == (float(r["probability"]) >= m["threshold"])
+               for r in rows.values())
 
 
 def outputs_digest(repo: Path) -> dict[str, str]:

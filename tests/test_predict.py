@@ -6,11 +6,14 @@ import torch
 from PIL import Image
 
 from cxr.inputs import resize
+from cxr.metrics import stored
 from cxr.models import build_model, load_checkpoint, save_checkpoint
 from cxr.predict import main
 from cxr.prepared import decode_many
 from cxr.synthetic import generate
 from cxr.train import predict_proba
+
+from conftest import ROOT, real_data_or_skip
 
 
 @pytest.fixture
@@ -76,7 +79,7 @@ def test_predict_preprocesses_and_flips_like_the_pipeline(tmp_path, model_path, 
     images = resize(torch.from_numpy(decode_many(files, 48, workers=1)), 32)
     for flip in (False, True):
         expected = predict_proba(model, images, torch.device("cpu"), tta=flip)
-        same = [got[str(f)] for f in files] == [round(float(p), 4) for p in expected]
+        same = [got[str(f)] for f in files] == list(stored(expected))
         assert same == (flip == tta)
 
 
@@ -88,3 +91,27 @@ def test_predict_without_threshold_file_warns_and_does_not_flip(tmp_path, model_
     rows = json.loads(captured.out)
     assert {(r["threshold"], r["tta"]) for r in rows} == {(0.5, False)}
     assert "threshold.json not found" in captured.err
+
+
+def test_predict_decodes_full_resolution_originals_as_prepare_does(tmp_path, model_path, capsys):
+    """Originals as the Mendeley download has them (1000-2900 px, odd aspect ratios, some RGB):
+    predict decodes each as `prepare` decodes training files, to the same scores."""
+    sample = real_data_or_skip(ROOT.parent / "shared/data/chest_xray_fullres_sample")
+    files = sorted(sample.rglob("*.jpeg"))
+    modes = {}
+    for f in files:
+        with Image.open(f) as img:
+            modes[f] = (img.mode, img.size)
+    rgb = [f for f, (mode, _) in modes.items() if mode == "RGB"][:2]
+    wide = [f for f, (_, (w, h)) in modes.items() if w / h > 1.4 and f not in rgb][:2]
+    picked = rgb + wide + files[:2]
+    assert len(rgb) == 2 and len(wide) == 2 and max(modes[f][1][0] for f in picked) > 1000
+    assert main(["--model", str(model_path), *map(str, picked), "--json"]) == 0
+    rows = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    model, _ = load_checkpoint(model_path)
+    images = resize(torch.from_numpy(decode_many(picked, 48, workers=1)), 32)
+    expected = stored(predict_proba(model, images, torch.device("cpu")))
+    for f, p in zip(picked, expected, strict=True):
+        row = rows[str(f)]
+        assert row["probability"] == p and not any("decoded" in x for x in row["flags"])
+        assert not any("colour" in x for x in row["flags"])  # grey saved as RGB

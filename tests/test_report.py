@@ -71,8 +71,9 @@ def test_audit_section_reports_ablation_saliency_and_the_acquisition_baseline():
             "clean": {"roc_auc": 0.95, "sensitivity": 0.9, "specificity": 0.8},
             "centre_removed": region, "centre_only": region,
             "border_only": {**region, "roc_auc": 0.70 + i / 100},
-            "saliency": {"box_area": 0.56, "share_in_box_normal": 0.7,
-                         "share_in_box_pneumonia": 0.4 if name == "resnet34" else None}}}
+            "saliency": {"box_area": 0.56, "share_in_box_predicted_normal": 0.7,
+                         "share_in_box_predicted_pneumonia": 0.4 if name == "resnet34"
+                         else None}}}
     shortcuts = {"metadata": {"val_roc_auc": 0.9, "test_roc_auc": 0.834},
                  "laplacian": {"test_roc_auc": 0.827}}
     text = "\n".join(audit_section(metrics, shortcuts))
@@ -81,6 +82,6 @@ def test_audit_section_reports_ablation_saliency_and_the_acquisition_baseline():
     assert "keep ROC AUC 0.800–0.830 (highest: `resnet34`)" in text
     assert "border bands alone they reach 0.700–0.730" in text
     assert "0.834 on test" in text and "0.827 on test" in text
-    assert "below it: `resnet34` (pneumonia), whose" in text
+    assert "below it: `resnet34` (called pneumonia), whose" in text
     assert "every model still separates the classes from outside the lung fields" in text
     assert text.count("![Grad-CAM, ") == 4
