@@ -157,8 +157,9 @@ def validate(p: dict) -> dict:
     _number(p, "audit.band", 0, 0.5, open_low=True, open_high=True)
     _int(p, "audit.examples")
     if not isinstance(get(p, "gate.metric"), str):
-        raise _fail("gate.metric", "a key of metrics/<model>.json such as test.roc_auc",
-                    p["gate"]["metric"])
+        raise _fail("gate.metric", "a key of metrics/<model>.json such as "
+                    "val_in_sample.log_loss", p["gate"]["metric"])
+    _choice(p, "gate.direction", ("higher", "lower"))
     _choice(p, "gate.model", ("best", *MODELS))
     _number(p, "gate.tolerance", 0, 1)
     return p

@@ -2,7 +2,7 @@
 
     cxr-pr reproduce --base REV [--pull]  # base in a git worktree, then head here
     cxr-pr comment --base REV [--out comment.md] [--plots DIR] [--image-url URL]
-    cxr-pr gate --base REV [--metric test.roc_auc] [--model best] [--tolerance 0.01]
+    cxr-pr gate --base REV [--metric M] [--model best] [--tolerance T] [--direction lower]
 
 Results are identical only on one kind of machine (README, "Reproducibility"), so a diff of a
 PR's results against results committed from another machine measures hardware as well as the
@@ -14,13 +14,17 @@ revision they compare with its committed results, and say so.
 The comment holds `dvc metrics diff`, `dvc params diff` and, with `--plots`, the plots of
 dvc.yaml's definitions (`ROC (test)`, `Precision-recall (test)`) for both revisions as PNGs,
 from `dvc plots diff --json`. The gate exits 1 when the chosen metric of the chosen model (by
-default: the best on the base) drops by more than the tolerance (params.yaml `gate`).
+default: the best on the base) worsens by more than the tolerance, or is missing or not finite
+on either side. Its settings are params.yaml `gate` as committed in the base revision, never
+the PR's own; flags override them for local use. The default gates on a validation metric
+(the test set is for the record, not a merge criterion).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -124,24 +128,55 @@ def metric_values(diffs: dict[str, dict], base: str, metric: str) -> dict[str, d
     return out
 
 
-def gate(diffs: dict[str, dict], base: str, metric: str, model: str,
-         tolerance: float) -> tuple[bool, str]:
+DIRECTIONS = ("higher", "lower")
+TOLERANCE_SLACK = 1e-9  # metrics are rounded decimals: a drop equal to the tolerance passes
+
+
+def gate_settings(base: str) -> dict:
+    """`gate` of params.yaml as committed in `base`: the revision being protected sets the
+    rule, so a PR cannot loosen the gate that judges it."""
+    try:
+        text = git("show", f"{base}:params.yaml")
+    except CxrError as err:
+        raise CxrError(f"gate: cannot read params.yaml of {base} ({err}).") from None
+    cfg = (yaml.safe_load(text) or {}).get("gate")
+    if not isinstance(cfg, dict) or not {"metric", "model", "tolerance"} <= set(cfg):
+        raise CxrError(f"gate: params.yaml of {base} has no complete `gate` section "
+                       "(metric, model, tolerance, direction).")
+    cfg.setdefault("direction", "higher")
+    if cfg["direction"] not in DIRECTIONS:
+        raise CxrError(f"gate.direction must be higher or lower, not {cfg['direction']!r}.")
+    return cfg
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def gate(diffs: dict[str, dict], base: str, metric: str, model: str, tolerance: float,
+         direction: str = "higher") -> tuple[bool, str]:
+    """Pass only when both sides have a finite `metric` for the model and it worsened by at
+    most `tolerance` in `direction` (higher or lower is better); anything missing fails."""
+    if direction not in DIRECTIONS:
+        raise CxrError(f"gate: direction must be higher or lower, not {direction!r}.")
+    sign = 1 if direction == "higher" else -1
     values = metric_values(diffs, base, metric)
     if model == "best":
-        with_old = {k: v for k, v in values.items() if v.get("old") is not None}
+        with_old = {k: v["old"] for k, v in values.items() if _finite(v.get("old"))}
         if not with_old:
-            return True, f"gate: {base} has no `{metric}` yet; nothing to compare."
-        model = max(with_old, key=lambda k: with_old[k]["old"])
+            return False, f"gate FAILS: {base} has no finite `{metric}` for any model."
+        model = max(with_old, key=lambda k: sign * with_old[k])
     if model not in values:
-        raise CxrError(f"gate: no metrics/{model}.json with `{metric}`.")
+        return False, f"gate FAILS: no metrics/{model}.json with `{metric}` on either side."
     old, new = values[model].get("old"), values[model].get("new")
-    if old is None or new is None:
-        return True, f"gate: `{metric}` of {model} is missing on one side; nothing to compare."
-    drop = old - new
-    ok = drop <= tolerance
+    if not (_finite(old) and _finite(new)):
+        return False, (f"gate FAILS: `{metric}` of {model} is {old!r} on {base} and {new!r} "
+                       "in this PR; both must be finite numbers.")
+    worsening = sign * (old - new)
+    ok = worsening <= tolerance + TOLERANCE_SLACK
     verdict = "passes" if ok else "FAILS"
     return ok, (f"gate {verdict}: {metric} of {model} {old:.4f} -> {new:.4f} "
-                f"(change {-drop:+.4f}, tolerance {tolerance})")
+                f"(change {new - old:+.4f}, {direction} is better, tolerance {tolerance})")
 
 
 def headline(diffs: dict[str, dict]) -> str:
@@ -237,19 +272,20 @@ def main(argv: list[str] | None = None) -> int:
                         "from (default: the folder's path, for a local preview)")
     parser.add_argument("--metric", help="gate: key in metrics/<model>.json")
     parser.add_argument("--model", help="gate: model name, or best")
-    parser.add_argument("--tolerance", type=float, help="gate: largest allowed drop")
+    parser.add_argument("--tolerance", type=float, help="gate: largest allowed worsening")
+    parser.add_argument("--direction", choices=DIRECTIONS, help="gate: which way is better")
     args = parser.parse_args(argv)
     try:
         if args.command == "reproduce":
             reproduce(args.base, args.pull)
             return 0
-        params = Path("params.yaml")
-        cfg = (yaml.safe_load(params.read_text()) or {}).get("gate", {}) if params.is_file() else {}
-        metric = args.metric or cfg.get("metric", "test.roc_auc")
-        model = args.model or cfg.get("model", "best")
-        tolerance = args.tolerance if args.tolerance is not None else cfg.get("tolerance", 0.01)
+        cfg = gate_settings(args.base)
+        metric = args.metric or cfg["metric"]
+        model = args.model or cfg["model"]
+        tolerance = args.tolerance if args.tolerance is not None else cfg["tolerance"]
+        direction = args.direction or cfg["direction"]
         diffs = model_metrics(args.base)
-        ok, line = gate(diffs, args.base, metric, model, tolerance)
+        ok, line = gate(diffs, args.base, metric, model, tolerance, direction)
         if args.command == "comment":
             text = comment(args.base, diffs, args.plots, line, args.image_url)
             if args.out:

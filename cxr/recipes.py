@@ -22,6 +22,10 @@ def sampler_of(name: str, params: dict) -> str:
 
 
 def _phases(name: str, cfg: dict, model) -> list[Phase]:
+    """ResNet34's frozen phase trains the head alone: every backbone weight (BatchNorm's affine
+    parameters too) stays fixed, while BatchNorm's running statistics update, since the model
+    is in train mode, adapting the normalisation to X-rays (fastai's `train_bn`;
+    tests/test_train.py checks both)."""
     if name == "resnet34":
         return [Phase("frozen", cfg["frozen"]["epochs"], cfg["frozen"]["max_lr"],
                       model.head_parameters()),

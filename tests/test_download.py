@@ -1,5 +1,6 @@
 import hashlib
 import io
+import re
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -205,7 +206,25 @@ def test_an_archive_already_downloaded_is_verified_not_fetched(tmp_path, dataset
     assert server.ranges == []
 
 
-def test_pinned_checksum_is_mendeleys(default_params):
-    data = default_params["data"]
-    assert data["sha256"] == "13efc055629733dbab07877f8b3c9f81097840dbcdaa326a8542322c2281ce36"
-    assert data["size"] == 1_235_512_464
+@pytest.mark.parametrize("source", ["mendeley", "archive"])
+def test_default_params_pin_the_download_and_enforce_it(tmp_path, dataset_zip, default_params,
+                                                         source):
+    """The defaults pin a size and a SHA-256 (of Mendeley V2's ChestXRay2017.zip; the value
+    itself can only be checked against the real download, which this machine cannot reach),
+    and the pins are in force: any other bytes, downloaded or local, are refused and leave
+    nothing behind. A test comparing the pin with a copy of itself would prove nothing."""
+    data = {**default_params["data"], "source": source}
+    assert re.fullmatch(r"[0-9a-f]{64}", data["sha256"]) and data["size"] > 10**9
+    archive = tmp_path / "dl" / "ChestXRay2017.zip"
+    server = Server(dataset_zip)
+    try:
+        if source == "archive":
+            archive.parent.mkdir()
+            archive.write_bytes(dataset_zip)
+        with pytest.raises(CxrError, match="data.size|data.sha256"):
+            materialise({**data, "url": server.url, "archive": str(archive)},
+                        tmp_path / "raw" / "chest_xray", workers=1)
+    finally:
+        server.close()
+    assert not (tmp_path / "raw" / "chest_xray").exists()
+    assert source == "archive" or not archive.exists()

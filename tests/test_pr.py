@@ -39,19 +39,22 @@ def sh(repo, *args, check=True):
     return proc
 
 
-def write_results(repo, cnn11_auc: float, lr: float):
+def write_results(repo, cnn11_auc: float | None, lr: float, gate: dict | None = None):
     """Results as if produced elsewhere: metrics and ROC points, and the params."""
     for model, value in (("baseline", 0.90), ("cnn11", cnn11_auc)):
         folder = repo / f"eval/{model}/plots/sklearn"
         folder.mkdir(parents=True, exist_ok=True)
-        roc = [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.1, "tpr": value}, {"fpr": 1.0, "tpr": 1.0}]
+        roc = [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.1, "tpr": value or 0},
+               {"fpr": 1.0, "tpr": 1.0}]
         (folder / "roc.json").write_text(json.dumps({"roc": roc}))
         (repo / "metrics").mkdir(exist_ok=True)
         test = {"roc_auc": value, **({"accuracy": 0.8} if model == "cnn11" else {})}
-        (repo / f"metrics/{model}.json").write_text(json.dumps({"test": test}))
+        loss = {"log_loss": round(1 - value, 4) if value is not None else None}
+        (repo / f"metrics/{model}.json").write_text(json.dumps({"test": test,
+                                                                "val_in_sample": loss}))
     (repo / "params.yaml").write_text(yaml.safe_dump({
-        "cnn11": {"lr": lr}, "gate": {"metric": "test.roc_auc", "model": "best",
-                                      "tolerance": 0.01}}))
+        "cnn11": {"lr": lr}, "gate": gate or {"metric": "test.roc_auc", "model": "best",
+                                              "tolerance": 0.01}}))
 
 
 def init(repo: Path, pipeline: dict) -> None:
@@ -114,12 +117,53 @@ def test_gate_fails_on_a_drop_beyond_tolerance(repo):
     assert "FAILS: test.roc_auc of cnn11 0.9500 -> 0.9300" in proc.stdout
 
 
-@pytest.mark.parametrize("auc", [0.945, 0.97])
+@pytest.mark.parametrize("auc", [0.945, 0.94, 0.97])
 def test_gate_passes_within_tolerance_or_on_a_rise(repo, auc):
+    """0.95 -> 0.94 is a drop of exactly the tolerance (0.01): "more than" it fails, not it."""
     write_results(repo, auc, 0.003)
     proc = pr(repo, "gate", "--base", "main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "passes" in proc.stdout
+
+
+def test_gate_fails_just_past_the_tolerance(repo):
+    write_results(repo, 0.9399, 0.003)
+    assert pr(repo, "gate", "--base", "main").returncode == 1
+
+
+def test_gate_settings_come_from_the_base_not_the_pr(repo):
+    """A PR that loosens its own gate is still judged by the base's."""
+    write_results(repo, 0.90, 0.003, gate={"metric": "test.roc_auc", "model": "best",
+                                           "tolerance": 0.5})
+    proc = pr(repo, "gate", "--base", "main")
+    assert proc.returncode == 1 and "tolerance 0.01" in proc.stdout
+
+
+@pytest.mark.parametrize("auc", [None, "missing"])
+def test_gate_fails_closed_on_a_missing_or_nan_metric(repo, auc):
+    write_results(repo, None, 0.003)  # NaN is written as null by cxr.metrics.rounded
+    if auc == "missing":
+        (repo / "metrics/cnn11.json").write_text(json.dumps({"test": {"accuracy": 0.8}}))
+    proc = pr(repo, "gate", "--base", "main")
+    assert proc.returncode == 1 and "FAILS" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_gate_with_lower_is_better_fails_when_the_metric_rises(tmp_path):
+    """Validation log loss (the default gate): lower is better, and the best model is the
+    one with the lowest value on the base."""
+    gate = {"metric": "val_in_sample.log_loss", "direction": "lower", "model": "best",
+            "tolerance": 0.01}
+    init(tmp_path, {"metrics": [f"metrics/{m}.json" for m in MODELS],
+                    "params": ["params.yaml"]})
+    write_results(tmp_path, 0.95, 0.003, gate=gate)  # log loss: baseline 0.10, cnn11 0.05
+    sh(tmp_path, "git", "add", "-A")
+    sh(tmp_path, "git", "commit", "-qm", "base")
+    write_results(tmp_path, 0.93, 0.003, gate=gate)  # cnn11's log loss 0.05 -> 0.07
+    proc = pr(tmp_path, "gate", "--base", "main")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "val_in_sample.log_loss of cnn11 0.0500 -> 0.0700" in proc.stdout
+    write_results(tmp_path, 0.97, 0.003, gate=gate)  # 0.05 -> 0.03: better
+    assert pr(tmp_path, "gate", "--base", "main").returncode == 0
 
 
 def test_gate_on_a_named_model_and_metric(repo):

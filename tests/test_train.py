@@ -90,3 +90,25 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert resolve_precision("auto", torch.device("mps")) == "fp32"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+
+
+def test_frozen_phase_trains_the_head_and_adapts_batchnorm_statistics_only():
+    """ResNet34's frozen phase (resnet34.frozen): every backbone weight, BatchNorm's affine
+    parameters included, stays as it was; the head learns; BatchNorm's running statistics do
+    update (the backbone runs in train mode), adapting the normalisation to X-rays as fastai's
+    frozen phase does (`train_bn`). The unfrozen phase then trains everything."""
+    torch.manual_seed(0)
+    model = build_model("resnet34")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train, val = easy_task(48, 1), easy_task(16, 2)
+    fit(model, train, val, [Phase("frozen", 1, 1e-3, model.head_parameters())],
+        batch_size=16, weight_decay=0.01, label_smoothing=0.0, sampler="none", augment=None,
+        generator=torch.Generator().manual_seed(0), device=torch.device("cpu"), live=NoLive())
+    after = model.state_dict()
+    params = {name for name, _ in model.named_parameters()}
+    head = {"net.fc.weight", "net.fc.bias"}
+    assert all(torch.equal(before[k], after[k]) for k in params - head)
+    assert all(not torch.equal(before[k], after[k]) for k in head)
+    stats = [k for k in after if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(not torch.equal(before[k], after[k]) for k in stats)
+    assert all(p.requires_grad for p in model.parameters())  # handed back trainable
