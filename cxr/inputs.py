@@ -41,7 +41,8 @@ def resize(images: torch.Tensor, size: int, chunk: int = 512) -> torch.Tensor:
 
 
 def load_split(folder: str | Path, split: str, size: int | None = None) -> Split:
-    """One split of the cache, resized to `size` (default: as cached)."""
+    """One split of the cache, resized to `size`, or as cached where the cache is smaller
+    (never upsampled: `input_side`)."""
     folder = Path(folder)
     path = folder / f"{split}.npy"
     if not path.is_file():
@@ -52,12 +53,16 @@ def load_split(folder: str | Path, split: str, size: int | None = None) -> Split
         raise CxrError(f"{folder}: manifest.csv lists {len(rows)} {split} images but {path} "
                        f"holds {len(images)}; rerun `dvc repro prepare`.")
     cache_size = int(images.shape[-1])
-    if size is not None and size > cache_size:
-        raise CxrError(f"{path}: cached at {cache_size} px, smaller than the {size} px asked "
-                       f"for; set prepare.image_size >= {size} and rerun `dvc repro prepare`.")
-    return Split(resize(images, size or cache_size),
+    return Split(resize(images, input_side(size, cache_size)),
                  torch.tensor([r["label"] for r in rows], dtype=torch.int64),
                  [r["patient"] for r in rows], [r["pathogen"] for r in rows], cache_size)
+
+
+def input_side(image_size: int | None, cache_size: int) -> int:
+    """A model's input side: its `image_size`, or the cache's side where that is smaller. An
+    upsampled input adds pixels to compute on and no detail; the side used is logged
+    (`input_size` in dvclive/<model>/params.yaml) and stored in the checkpoint."""
+    return cache_size if image_size is None else min(image_size, cache_size)
 
 
 def make_sampler(labels: torch.Tensor, kind: str, generator: torch.Generator):

@@ -21,6 +21,14 @@ SPLITS = ("train", "val", "test")
 PREPROCESS = "preprocess.json"
 
 
+def cache_side(records: list[Record], image_size: int) -> int:
+    """The cache's side: `prepare.image_size`, or the smallest side among the raw images where
+    that is smaller. Images are never upsampled: a larger cache of small images (the
+    synthetic default's phantoms) holds no more detail, only more pixels to train on."""
+    sides = [min(r.width, r.height) for r in records if r.width and r.height]
+    return min([image_size, *sides])
+
+
 def decode_many(paths: list[Path], size: int, workers: int = 0, resize: str = "stretch",
                 lowpass: float = 0.0) -> np.ndarray:
     """(N, size, size) uint8, decoded in parallel processes (JPEG draft mode inside)."""

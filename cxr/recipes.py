@@ -39,9 +39,12 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
     generator = seed_everything(params["seed"])
     device = select_device(params["device"])
     precision = resolve_precision(params["precision"], device)
-    image_size = cfg["image_size"]
-    train = load_split(data_dir, "train", image_size)
-    val = load_split(data_dir, "val", image_size)
+    train = load_split(data_dir, "train", cfg["image_size"])
+    val = load_split(data_dir, "val", cfg["image_size"])
+    image_size = int(train.images.shape[-1])  # input_side: never above the cache's side
+    if image_size < cfg["image_size"]:
+        print(f"{name}: input {image_size} px, the cache's side ({name}.image_size "
+              f"{cfg['image_size']}; inputs are never upsampled)")
     config = {k: cfg[k] for k in ("width", "dropout") if k in cfg}
     model = build_model(arch, **config)
     info = {}
@@ -54,7 +57,8 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
     with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_params({"model": name, "arch": arch, "sampler": sampler, "device": device.type,
                          "precision": precision, "seed": params["seed"],
-                         "cache_size": train.cache_size, **cfg, "train_images": len(train),
+                         "cache_size": train.cache_size, **cfg, "input_size": image_size,
+                         "train_images": len(train),
                          "val_images": len(val)})
         lrs = fit(model, train, val, phases, batch_size=cfg["batch_size"],
                   weight_decay=cfg["weight_decay"], label_smoothing=cfg["label_smoothing"],

@@ -6,7 +6,7 @@ from pathlib import Path
 from cxr.atomic import atomic_dir, write_json
 from cxr.commands import run_stage
 from cxr.params import load_params
-from cxr.prepared import write_cache
+from cxr.prepared import cache_side, write_cache
 from cxr.split import assign_val, scan, split_report
 
 
@@ -23,9 +23,14 @@ def main() -> None:
     report = split_report(records, unknown, cfg["val_fraction"])
     if unknown:
         print(f"warning: {unknown} file names carry no patient id; each is its own patient")
+    side = cache_side(records, cfg["image_size"])
+    report["cache"] = {"image_size": cfg["image_size"], "side": side}
+    if side < cfg["image_size"]:
+        print(f"prepare: cache at {side} px, the smallest raw side (prepare.image_size "
+              f"{cfg['image_size']}; images are never upsampled)")
     with atomic_dir(args.out) as tmp:
-        write_cache(records, Path(args.raw), tmp, cfg["image_size"], cfg["workers"],
-                    cfg["resize"], cfg["lowpass"])
+        write_cache(records, Path(args.raw), tmp, side, cfg["workers"], cfg["resize"],
+                    cfg["lowpass"])
     write_json(args.report, report)
 
 

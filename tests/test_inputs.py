@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from cxr import CxrError
 from cxr.inputs import batches, load_split, make_sampler, random_affine, random_intensity, resize
+from cxr.prepared import cache_side
+from cxr.split import Record
 
 
 def class_fraction(kind: str, labels: torch.Tensor, seed: int = 0) -> float:
@@ -68,5 +69,15 @@ def test_resize_keeps_uint8_and_content_and_load_split_checks_the_cache(tmp_path
         + "".join(f"{i},v/{i}.jpeg,{i % 2},val,P{i},normal\n" for i in range(3)))
     split = load_split(tmp_path, "val", 32)
     assert torch.equal(split.images, small) and split.cache_size == 64
-    with pytest.raises(CxrError, match="cached at 64 px, smaller than the 128 px"):
-        load_split(tmp_path, "val", 128)
+    larger = load_split(tmp_path, "val", 128)  # never upsampled: the cache as it is
+    assert torch.equal(larger.images, gradient) and larger.cache_size == 64
+
+
+def test_cache_side_never_upsamples():
+    """The cache is prepare.image_size, or the smallest raw side where that is smaller."""
+    def rec(w: int, h: int) -> Record:
+        return Record("x.jpeg", 0, "train", "p", "normal", width=w, height=h)
+
+    assert cache_side([rec(1000, 800), rec(2000, 1500)], 128) == 128
+    assert cache_side([rec(64, 64), rec(300, 200)], 128) == 64
+    assert cache_side([rec(90, 70)], 128) == 70  # the short side of a non-square image

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT, tiny_overrides
@@ -68,6 +69,11 @@ def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
     assert json.loads((repo / "metrics" / "resnet34.json").read_text())["weights"] == "none"
     logged = yaml.safe_load((repo / "dvclive/cnn11/params.yaml").read_text())
     assert logged["precision"] in ("bf16", "fp32")  # resolved, never "auto"
+    # 48 px phantoms, prepare.image_size 64 and cnn11.image_size 64: nothing is upsampled
+    assert json.loads((repo / "metrics/split.json").read_text())["cache"] == {
+        "image_size": 64, "side": 48}
+    assert (logged["image_size"], logged["input_size"], logged["cache_size"]) == (64, 48, 48)
+    assert torch.load(repo / "models/cnn11.pt", weights_only=True)["image_size"] == 48
     assert "up to date" in dvc(repo, "status")
     lr = json.loads((repo / "dvclive/resnet34/plots/custom/lr.json").read_text())
     n_train = yaml.safe_load((repo / "dvclive/resnet34/params.yaml").read_text())["train_images"]
