@@ -131,7 +131,8 @@ def materialise(data: dict, dst: str | Path, workers: int = 0) -> dict:
             staging = Path(staging)
             if source == "synthetic":
                 syn = data["synthetic"]
-                generate(staging, syn["n_train"], syn["n_test"], syn["image_size"], syn["seed"])
+                generate(staging, syn["n_train"], syn["n_test"], syn["image_size"], syn["seed"],
+                         syn["lesion_gain"])
             else:
                 archive = Path(data["archive"])
                 if source == "mendeley":

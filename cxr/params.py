@@ -105,6 +105,7 @@ def validate(p: dict) -> dict:
     _int(p, "data.synthetic.n_test", 4)
     _int(p, "data.synthetic.image_size", 16)
     _int(p, "data.synthetic.seed", 0)
+    _number(p, "data.synthetic.lesion_gain", 0.1, 10)
 
     _number(p, "prepare.val_fraction", 0, 1, open_low=True, open_high=True)
     _int(p, "prepare.seed", 0)

@@ -51,8 +51,9 @@ def _blobs(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n: int,
 
 
 def render(rng: np.random.Generator, anatomy: dict, size: int, pathogen: str | None,
-           split: str) -> np.ndarray:
-    """One uint8 (size, size) phantom; `pathogen` is None, "bacteria" or "virus"."""
+           split: str, lesion_gain: float = 1.0) -> np.ndarray:
+    """One uint8 (size, size) phantom; `pathogen` is None, "bacteria" or "virus";
+    `lesion_gain` multiplies the consolidations' opacity (not the NORMAL markings')."""
     a = anatomy
     angle, scale = np.deg2rad(rng.uniform(-5, 5)), rng.uniform(0.92, 1.06)
     shift = rng.uniform(-0.05, 0.05, size=2)
@@ -88,7 +89,7 @@ def render(rng: np.random.Generator, anatomy: dict, size: int, pathogen: str | N
         lesion = _blobs(rng, x, y, rng.integers(3, 8), (0.04, 0.1), (0.06, 0.25), lungs)
     else:  # vascular markings and overlapping soft tissue: faint, small
         lesion = _blobs(rng, x, y, rng.integers(0, 5), (0.02, 0.05), (0.02, 0.08), lungs)
-    img += lesion * lung
+    img += lesion * lung * (lesion_gain if pathogen else 1.0)
 
     marker_x = -0.85 if a["marker_left"] else 0.7  # burned-in side marker: an "L" glyph
     img[(gx > marker_x) & (gx < marker_x + 0.04) & (gy > -0.92) & (gy < -0.78)] = 0.95
@@ -117,7 +118,8 @@ def _patients(rng: np.random.Generator, n_images: int, normal_fraction: float):
             left -= n
 
 
-def generate(root: str | Path, n_train: int, n_test: int, image_size: int, seed: int) -> int:
+def generate(root: str | Path, n_train: int, n_test: int, image_size: int, seed: int,
+             lesion_gain: float = 1.0) -> int:
     """Write train/ and test/ under `root` with Kermany-style file names; return image count."""
     root = Path(root)
     rng = np.random.default_rng([seed, 20180222])
@@ -136,7 +138,7 @@ def generate(root: str | Path, n_train: int, n_test: int, image_size: int, seed:
                 else:
                     person += 1
                     name = f"person{patient}_{pathogen}_{person}"
-                pixels = render(rng, anatomy, image_size, pathogen, split)
+                pixels = render(rng, anatomy, image_size, pathogen, split, lesion_gain)
                 Image.fromarray(pixels, mode="L").save(
                     root / split / label / f"{name}.jpeg", quality=92)
                 count += 1

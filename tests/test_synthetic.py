@@ -1,5 +1,8 @@
 import hashlib
 
+import numpy as np
+from PIL import Image
+
 from cxr.split import parse_name
 from cxr.synthetic import generate
 
@@ -27,3 +30,17 @@ def test_generator_is_deterministic_and_writes_kaggle_layout(tmp_path):
         assert (pathogen == "normal") == (cls == "NORMAL")
         patients.add((split, patient))
     assert len(patients) < len(a)  # several images per patient
+
+
+def test_lesion_gain_changes_only_the_consolidations(tmp_path):
+    """Same seed: NORMAL files are byte-identical, PNEUMONIA images get brighter lungs."""
+    generate(tmp_path / "g1", 40, 8, 48, seed=5)
+    generate(tmp_path / "g2", 40, 8, 48, seed=5, lesion_gain=2.0)
+    one, two = digest(tmp_path / "g1"), digest(tmp_path / "g2")
+    assert one.keys() == two.keys()
+    for key in one:
+        assert (one[key] == two[key]) == ("/NORMAL/" in key)
+    def total(root):
+        return sum(np.asarray(Image.open(p), dtype=np.int64).sum()
+                   for p in sorted(root.rglob("PNEUMONIA/*.jpeg")))
+    assert total(tmp_path / "g2") > total(tmp_path / "g1")
