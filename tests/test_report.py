@@ -85,3 +85,21 @@ def test_audit_section_reports_ablation_saliency_and_the_acquisition_baseline():
     assert "below it: `resnet34` (called pneumonia), whose" in text
     assert "every model still separates the classes from outside the lung fields" in text
     assert text.count("![Grad-CAM, ") == 4
+
+
+@pytest.mark.parametrize("removed, phrase", [
+    ((0.55, 0.58, 0.70, 0.52), "so `cnn11` still read more than the lungs"),
+    ((0.55, 0.58, 0.52, 0.51), "every model falls to about chance"),
+    ((0.61, 0.75, 0.70, 0.80), "every model still separates the classes"),
+])
+def test_audit_verdict_follows_the_lungs_removed_auc(removed, phrase):
+    metrics = {}
+    for name, auc in zip(MODELS, removed, strict=True):
+        region = {"roc_auc": auc, "sensitivity": 0.5, "specificity": 0.5}
+        metrics[name] = {"audit": {
+            **{r: region for r in ("clean", "centre_removed", "centre_only", "border_only")},
+            "saliency": {"box_area": 0.56, "share_in_box_predicted_normal": 0.6,
+                         "share_in_box_predicted_pneumonia": 0.6}}}
+    shortcuts = {"metadata": {"val_roc_auc": 0.5, "test_roc_auc": 0.5},
+                 "laplacian": {"test_roc_auc": 0.5}}
+    assert phrase in "\n".join(audit_section(metrics, shortcuts))
