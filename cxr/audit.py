@@ -20,7 +20,7 @@ from torch import nn  # noqa: E402
 from cxr import CLASSES  # noqa: E402
 from cxr.figures import save  # noqa: E402
 from cxr.inputs import Split, to_input  # noqa: E402
-from cxr.metrics import binary_metrics, stored  # noqa: E402
+from cxr.metrics import binary_metrics  # noqa: E402
 from cxr.models import cam_layer  # noqa: E402
 from cxr.train import predict_proba  # noqa: E402
 
@@ -61,8 +61,8 @@ def ablation(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float
     y = test.labels.numpy()
     out = {}
     for name, keep in region_masks(test.images.shape[-1], box, band).items():
-        p = p_test if name == "clean" else stored(predict_proba(
-            model, ablate(test.images, keep), device, tta))
+        p = p_test if name == "clean" else predict_proba(model, ablate(test.images, keep),
+                                                         device, tta)
         out[name] = binary_metrics(y, p, threshold, ("roc_auc", "sensitivity", "specificity"))
     return out
 

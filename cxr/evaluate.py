@@ -18,17 +18,10 @@ from cxr import CLASSES
 from cxr.atomic import write_json
 from cxr.audit import audit_model
 from cxr.inputs import Split, load_split
-from cxr.metrics import (
-    SCORE_DECIMALS,
-    binary_metrics,
-    bootstrap_ci,
-    choose_threshold,
-    rounded,
-    stored,
-)
+from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
 from cxr.models import load_checkpoint, threshold_path
 from cxr.prepared import read_manifest
-from cxr.train import predict_logits, predict_proba, select_device
+from cxr.train import predict_logits, predict_proba, proba, select_device
 
 
 @dataclass
@@ -40,13 +33,9 @@ class Scores:
     test: Split
     p_val: np.ndarray
     p_test: np.ndarray
-    threshold: float  # fitted on val; like the scores, a `stored` value (SCORE_DECIMALS)
+    threshold: float  # fitted on val; stored exactly wherever it is written
     tta: bool  # whether scores average in the mirror image (chosen on val)
     val_log_loss: dict[str, float]  # per candidate: "plain", and "flip" where it was tried
-
-
-def _proba(logits: torch.Tensor) -> np.ndarray:
-    return stored(torch.softmax(logits, 1)[:, 1].double().numpy())
 
 
 def score_splits(params: dict, data_dir: str | Path, model_path: str | Path) -> Scores:
@@ -69,8 +58,8 @@ def score_splits(params: dict, data_dir: str | Path, model_path: str | Path) -> 
         candidates["flip"] = (candidates["plain"] + mirrored) / 2  # as predict_logits(tta=True)
     losses = {k: cross_entropy(v, val.labels).item() for k, v in candidates.items()}
     tta = mode is True or (mode == "auto" and "flip" in losses and losses["flip"] < losses["plain"])
-    p_val = _proba(candidates["flip" if tta else "plain"])
-    p_test = stored(predict_proba(model, test.images, device, tta))
+    p_val = proba(candidates["flip" if tta else "plain"])
+    p_test = predict_proba(model, test.images, device, tta)
     threshold = choose_threshold(val.labels.numpy(), p_val, cfg["threshold"],
                                  cfg["target_sensitivity"])
     return Scores(model, device, ckpt, val, test, p_val, p_test, threshold, tta, losses)
@@ -97,7 +86,7 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
         "target_sensitivity": cfg["target_sensitivity"],
         "tta": s.tta, "tta_rule": cfg["tta"], "val_log_loss": s.val_log_loss,
         "val_in_sample": val_in_sample,
-    }, SCORE_DECIMALS))
+    }, 6) | {"threshold": threshold})  # exact: predict compares the same doubles with it
 
     test_metrics = binary_metrics(y_test, p_test, threshold)
     pathogens = np.asarray(s.test.pathogens)
@@ -148,8 +137,8 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
                          "predicted", "disjoint"])
         for i, (path, patient, pathogen, label, prob, dis) in enumerate(zip(
                 paths, s.test.patients, pathogens, y_test, p_test, disjoint, strict=True)):
-            writer.writerow([i, path, patient, pathogen, int(label),
-                             f"{prob:.{SCORE_DECIMALS}f}", int(prob >= threshold), int(dis)])
+            writer.writerow([i, path, patient, pathogen, int(label), repr(float(prob)),
+                             int(prob >= threshold), int(dis)])  # repr: reads back exactly
     t = result["test"]
     print(f"test @ {threshold:.3f} (flip: {s.tta}): accuracy {t['accuracy']:.4f} sensitivity "
           f"{t['sensitivity']:.4f} specificity {t['specificity']:.4f} ROC AUC {t['roc_auc']:.4f}")

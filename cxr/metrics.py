@@ -8,17 +8,8 @@ from sklearn import metrics as skm
 
 from cxr import CxrError
 
-SCORE_DECIMALS = 6  # scores as stored in predictions.csv and read by every consumer
 CI_KEYS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1",
            "roc_auc", "pr_auc")
-
-
-def stored(p: np.ndarray) -> np.ndarray:
-    """Scores rounded once to SCORE_DECIMALS: the values evaluate scores with, writes to
-    predictions.csv (`f"{p:.6f}"` reads back as the same float) and `cxr-predict` compares
-    with the threshold, which is itself one of these values or 0.5. Every consumer then makes
-    the same call on every image, however it reads the numbers."""
-    return np.round(np.asarray(p, dtype=np.float64), SCORE_DECIMALS)
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str, target: float = 0.95) -> float:

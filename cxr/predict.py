@@ -27,7 +27,6 @@ from PIL import Image
 from cxr import CLASSES, CxrError
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
 from cxr.inputs import resize
-from cxr.metrics import stored
 from cxr.models import load_checkpoint, threshold_path
 from cxr.train import predict_proba, select_device
 
@@ -91,9 +90,9 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
     if arrays:
         dev = select_device(device)
         images = resize(torch.from_numpy(np.stack(arrays)), ckpt["image_size"])
-        probs = stored(predict_proba(model.to(dev), images, dev, tta))
+        probs = predict_proba(model.to(dev), images, dev, tta)
         for row, p in zip(decoded, probs, strict=True):
-            row["probability"] = float(p)  # as evaluate writes it to predictions.csv
+            row["probability"] = float(p)  # exactly as in eval/<model>/predictions.csv
             row["label"] = CLASSES[int(p >= threshold)]
     return rows
 

@@ -97,11 +97,16 @@ def predict_logits(model: nn.Module, images: torch.Tensor, device: torch.device,
     return torch.cat(out) if out else torch.empty(0, 2)
 
 
+def proba(logits: torch.Tensor) -> np.ndarray:
+    """Pneumonia probability from (N, 2) logits, in float64: in float32 every score above
+    1 - 6e-8 is exactly 1.0, which ties the most confident images and the threshold."""
+    return torch.softmax(logits.double(), 1)[:, 1].numpy()
+
+
 def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device,
                   tta: bool = False) -> np.ndarray:
     """Pneumonia probability per image."""
-    logits = predict_logits(model, images, device, tta)
-    return torch.softmax(logits, 1)[:, 1].double().numpy()
+    return proba(predict_logits(model, images, device, tta))
 
 
 def fit(model: nn.Module, train: Split, val: Split, phases: list[Phase], *, batch_size: int,

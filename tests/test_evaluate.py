@@ -11,7 +11,7 @@ import yaml
 
 from cxr.evaluate import evaluate_model
 from cxr.inputs import load_split
-from cxr.metrics import binary_metrics, choose_threshold, stored
+from cxr.metrics import binary_metrics, choose_threshold
 from cxr.models import build_model, save_checkpoint
 from cxr.prepared import write_cache
 from cxr.split import assign_val, scan
@@ -57,8 +57,8 @@ def test_threshold_is_fitted_on_validation_not_test(prepared, tmp_path):
     m = evaluate_model(params("auto"), prepared, tmp_path / "m.pt", tmp_path / "eval",
                        tmp_path / "m.json")
     val, test = load_split(prepared, "val", 32), load_split(prepared, "test", 32)
-    p_val = stored(predict_proba(model, val.images, CPU))
-    p_test = stored(predict_proba(model, test.images, CPU))
+    p_val = predict_proba(model, val.images, CPU)
+    p_test = predict_proba(model, test.images, CPU)
     on_val = choose_threshold(val.labels.numpy(), p_val, "sensitivity", 0.95)
     on_test = choose_threshold(test.labels.numpy(), p_test, "sensitivity", 0.95)
     assert on_val != on_test
