@@ -96,9 +96,22 @@ def test_model_card_text_follows_its_metrics(outputs, default_params, tta, rule,
     assert rule in card
     assert "used by `cnn11`, `resnet34`." in card  # metrics_file: tta for the last two
     assert "stays at 0.810–0.840, so the models read more than the lungs" in card
+    synthetic = "trained on synthetic phantoms, not X-rays" in card
+    assert synthetic == (params["data"]["source"] == "synthetic")
     assert "no shortcut audit" not in card
     if shared:
         assert "The test set shares 2 patient ids with train+val" in card
     else:
         assert "No patient id is shared by the test set and train+val." in card
         assert "shares" not in card.split("## Caveats")[1]
+
+
+def test_model_card_audit_sentence_and_source(outputs, default_params):
+    _, metrics = outputs
+    for name, auc in zip(MODELS, (0.45, 0.52, 0.5, 0.48), strict=True):
+        metrics[name]["audit"] = {"centre_removed": {"roc_auc": auc}}
+    params = {**default_params, "data": {**default_params["data"], "source": "folder"}}
+    card = model_card(metrics, SPLIT, params)
+    assert "falls to 0.450–0.520, about chance" in card and "synthetic phantoms" not in card
+    metrics["cnn11"]["audit"]["centre_removed"]["roc_auc"] = 0.7
+    assert "is 0.450–0.700: `cnn11` still read more" in model_card(metrics, SPLIT, params)
