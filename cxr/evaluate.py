@@ -119,7 +119,7 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
         "audit": audit,
         "images": {"val": len(s.val), "test": len(s.test)},
     }
-    result = {**rounded(result), "threshold": threshold}  # exact, as in the threshold file
+    result = rounded(result) | {"threshold": threshold}  # exact, as in the threshold file
     write_json(metrics_path, result)
 
     names = np.asarray(CLASSES)
@@ -130,13 +130,12 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
                               n_bins=10)
         live.log_sklearn_plot("confusion_matrix", names[y_test],
                               names[(p_test >= threshold).astype(int)], name="confusion.json")
-    paths = [r["path"] for r in read_manifest(data_dir) if r["split"] == "test"]
     with (out_dir / "predictions.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "path", "patient", "pathogen", "label", "probability",
                          "predicted", "disjoint"])
         for i, (path, patient, pathogen, label, prob, dis) in enumerate(zip(
-                paths, s.test.patients, pathogens, y_test, p_test, disjoint, strict=True)):
+                s.test.paths, s.test.patients, pathogens, y_test, p_test, disjoint, strict=True)):
             writer.writerow([i, path, patient, pathogen, int(label), repr(float(prob)),
                              int(prob >= threshold), int(dis)])  # repr: reads back exactly
     t = result["test"]

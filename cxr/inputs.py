@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ class Split:
     patients: list[str]
     pathogens: list[str]
     cache_size: int  # side of the cached images these were resized from
+    paths: list[str] = field(default_factory=list)  # relative to the raw dataset root
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,7 +56,8 @@ def load_split(folder: str | Path, split: str, size: int | None = None) -> Split
     cache_size = int(images.shape[-1])
     return Split(resize(images, input_side(size, cache_size)),
                  torch.tensor([r["label"] for r in rows], dtype=torch.int64),
-                 [r["patient"] for r in rows], [r["pathogen"] for r in rows], cache_size)
+                 [r["patient"] for r in rows], [r["pathogen"] for r in rows], cache_size,
+                 [r["path"] for r in rows])
 
 
 def input_side(image_size: int | None, cache_size: int) -> int:

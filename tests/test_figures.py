@@ -92,8 +92,8 @@ def test_model_card_text_follows_its_metrics(outputs, default_params, tta, rule,
         metrics[name]["audit"] = {"centre_removed": {"roc_auc": 0.81 + i / 100}}
     params = {**default_params, "evaluate": {**default_params["evaluate"], "tta": tta}}
     card = model_card(metrics, {**SPLIT, "shared_patient_ids_trainval_test": shared}, params)
-    assert f"flip: {'tried only for models trained with flips and ' if tta == 'auto' else ''}"
-    assert rule in card
+    prefix = "tried only for models trained with flips and " if tta == "auto" else ""
+    assert f"horizontal flip: {prefix}{rule}" in card
     assert "used by `cnn11`, `resnet34`." in card  # metrics_file: tta for the last two
     assert "stays at 0.810–0.840, so the models read more than the lungs" in card
     synthetic = "trained on synthetic phantoms, not X-rays" in card
