@@ -49,18 +49,25 @@ def ablate(images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     pixels. The fill must say nothing about what it replaces: the mean of the whole image
     would carry the removed region's brightness back in (on a toy whose label sits only in
     the removed box, that fill value alone separates the classes)."""
-    kept = keep.to(torch.float32)
-    mean = (images.float() * kept).sum(dim=(1, 2), keepdim=True) / kept.sum().clamp(min=1)
+    kept = keep.to(torch.float32)  # (H, W) for every image, or (N, H, W) one per image
+    mean = ((images.float() * kept).sum(dim=(1, 2), keepdim=True)
+            / kept.sum(dim=(-2, -1), keepdim=True).clamp(min=1))
     return torch.where(keep, images, mean.round().to(torch.uint8))
 
 
+def lung_regions(lungs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image keeps from bool (N, H, W) lung masks: the lungs removed (everything else
+    kept), and the lungs only."""
+    return {"lungs_removed": ~lungs, "lungs_only": lungs}
+
+
 def ablation(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float, tta: bool,
-             device: torch.device, box: list[float], band: float) -> dict[str, dict[str, float]]:
+             device: torch.device, regions: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
     """ROC AUC, and sensitivity and specificity at the validation threshold, per region kept,
     scored exactly as evaluate scored the clean images `p_test` (same flip, same batching)."""
     y = test.labels.numpy()
     out = {}
-    for name, keep in region_masks(test.images.shape[-1], box, band).items():
+    for name, keep in regions.items():
         p = p_test if name == "clean" else predict_proba(model, ablate(test.images, keep),
                                                          device, tta)
         out[name] = binary_metrics(y, p, threshold, ("roc_auc", "sensitivity", "specificity"))
@@ -103,10 +110,10 @@ def gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
     return torch.cat(out).numpy() if out else np.zeros((0, *size), np.float32)
 
 
-def share_in_box(maps: np.ndarray, box: list[float]) -> np.ndarray:
-    """Per map: the fraction of its positive mass inside the box (NaN where none is positive)."""
+def share_in(maps: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Per map: the fraction of its positive mass inside bool `inside` ((H, W), or (N, H, W)
+    one per map); NaN where none is positive."""
     positive = np.clip(maps, 0, None)
-    inside = box_mask(maps.shape[-1], box).numpy()
     total = positive.sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (positive * inside).sum(axis=(1, 2)) / total, np.nan)
@@ -119,18 +126,22 @@ def outcomes(y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def saliency(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float,
-             tta: bool, device: torch.device, box: list[float]) -> tuple[dict, np.ndarray]:
-    """Grad-CAM of the predicted class for every test image; the mean share of positive
-    saliency inside the box per *predicted* class (each map explains the prediction, so a
-    false negative belongs with the NORMAL calls), against the box's share of the area."""
+             tta: bool, device: torch.device,
+             areas: dict[str, np.ndarray]) -> tuple[dict, np.ndarray]:
+    """Grad-CAM of the predicted class for every test image; per area (`box`: (H, W), `lungs`:
+    (N, H, W)), the mean share of positive saliency inside it per *predicted* class (each map
+    explains the prediction, so a false negative belongs with the NORMAL calls), against the
+    area's mean share of the image."""
     predicted = (p_test >= threshold).astype(np.int64)
     maps = gradcam(model, test.images, torch.from_numpy(predicted), device, tta)
-    shares = share_in_box(maps, box)
-    summary = {"box_area": float(box_mask(maps.shape[-1], box).float().mean())}
-    for label, cls in enumerate(CLASSES):
-        chosen = shares[predicted == label]
-        summary[f"share_in_box_predicted_{cls.lower()}"] = (
-            float(np.nanmean(chosen)) if np.isfinite(chosen).any() else float("nan"))
+    summary = {}
+    for area, inside in areas.items():
+        shares = share_in(maps, inside)
+        summary[f"{area}_area"] = float(inside.mean())
+        for label, cls in enumerate(CLASSES):
+            chosen = shares[predicted == label]
+            summary[f"share_in_{area}_predicted_{cls.lower()}"] = (
+                float(np.nanmean(chosen)) if np.isfinite(chosen).any() else float("nan"))
     return summary, maps
 
 
@@ -174,14 +185,21 @@ def gradcam_grid(images: np.ndarray, maps: np.ndarray, p: np.ndarray, threshold:
 
 
 def audit_model(model: nn.Module, test: Split, p_test: np.ndarray, threshold: float,
-                tta: bool, device: torch.device, cfg: dict, name: str,
-                out_dir: str | Path) -> dict:
-    """The `audit` entry of metrics/<model>.json, and out_dir/gradcam.png."""
-    box, band = cfg["box"], cfg["band"]
-    regions = ablation(model, test, p_test, threshold, tta, device, box, band)
-    shares, maps = saliency(model, test, p_test, threshold, tta, device, box)
+                tta: bool, device: torch.device, cfg: dict, lungs: torch.Tensor,
+                title: str, grid: str | Path, box_regions: bool = True) -> dict:
+    """The audit of one image set: region ablation (the box and border regions unless
+    `box_regions` is False, and the lungs from the bool (N, H, W) masks `lungs` at the input's
+    size) and Grad-CAM shares in the box and in the lungs; the grid PNG at `grid`."""
+    box = cfg["box"]
+    size = test.images.shape[-1]
+    boxes = region_masks(size, box, cfg["band"])
+    if not box_regions:
+        boxes = {"clean": boxes["clean"]}
+    regions = ablation(model, test, p_test, threshold, tta, device,
+                       {**boxes, **lung_regions(lungs)})
+    shares, maps = saliency(model, test, p_test, threshold, tta, device,
+                            {"box": box_mask(size, box).numpy(), "lungs": lungs.numpy()})
     kinds = outcomes(test.labels.numpy(), p_test, threshold)
     gradcam_grid(test.images.numpy(), maps, p_test, threshold, kinds, box, cfg["examples"],
-                 f"{name}: Grad-CAM of the predicted class (test, threshold {threshold:.3f})",
-                 Path(out_dir) / "gradcam.png")
+                 f"{title} (threshold {threshold:.3f})", grid)
     return {**regions, "saliency": shares}

@@ -38,8 +38,9 @@ def model_card(metrics: dict[str, dict], split: dict, params: dict) -> str:
                  False: "never used (`evaluate.tta: false`)"}[ev["tta"]]
     flipped = [f"`{n}`" for n in MODELS if metrics[n].get("tta")]
     shared = split["shared_patient_ids_trainval_test"]
-    removed = {n: metrics[n]["audit"]["centre_removed"]["roc_auc"] for n in MODELS
+    removed = {n: metrics[n]["audit"]["lungs_removed"]["roc_auc"] for n in MODELS
                if "audit" in metrics[n]}
+    external = {n: metrics[n]["external"] for n in MODELS if "external" in metrics[n]}
     lines = [
         "# Model card: pneumonia classifiers for pediatric chest X-rays",
         "",
@@ -75,7 +76,8 @@ def model_card(metrics: dict[str, dict], split: dict, params: dict) -> str:
         "compression), so a model may separate them by acquisition rather than by lung "
         "findings. "
         + ("The pipeline's audit (`reports/summary.md`, \"What the models look at\") "
-           "measures it: with the central box over the lung fields removed, test ROC AUC "
+           "measures it: with the lungs removed (each image's mask from the `segment` "
+           "stage), test ROC AUC "
            + audit_phrase(removed) if removed else "No audit results are in the metrics."),
         "",
         "## Metrics",
@@ -131,4 +133,18 @@ def model_card(metrics: dict[str, dict], split: dict, params: dict) -> str:
         "shortcuts, burned-in markers) and validate on external data.",
         "",
     ]
+    if external:
+        e0 = next(iter(external.values()))
+        lines[-1:-1] = [
+            "- At another hospital (" + ("a synthetic one, made by the phantom generator"
+                                         if e0["source"] == "synthetic" else
+                                         f"{e0['images']} images of `external.path`")
+            + "), at their Kermany thresholds, ROC AUC is " + ", ".join(
+                f"`{n}` {e['roc_auc']:.3f} ({e['ci95']['roc_auc']['lo']:.3f}–"
+                f"{e['ci95']['roc_auc']['hi']:.3f})" for n, e in external.items())
+            + " (against Kermany test " + ", ".join(
+                f"{metrics[n]['test']['roc_auc']:.3f}" for n in external)
+            + "); sensitivity there " + ", ".join(
+                f"{fmt_pct(e['sensitivity'])}" for e in external.values())
+            + ". See `reports/summary.md`, \"Another hospital\"."]
     return "\n".join(lines)

@@ -14,10 +14,11 @@ import torch
 from dvclive import Live
 from torch.nn.functional import cross_entropy
 
-from cxr import CLASSES
+from cxr import CLASSES, CxrError
 from cxr.atomic import write_json
 from cxr.audit import audit_model
-from cxr.inputs import Split, load_split
+from cxr.external import read_external
+from cxr.inputs import Split, input_side, load_split, resize
 from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
 from cxr.models import load_checkpoint, threshold_path
 from cxr.prepared import read_manifest
@@ -71,8 +72,63 @@ def disjoint_mask(data_dir: str | Path, test: Split) -> np.ndarray:
     return np.array([p not in seen for p in test.patients], dtype=bool)
 
 
+def load_lungs(masks_dir: str | Path, split: str, size: int) -> torch.Tensor:
+    """bool (N, size, size): the segmenter's masks of one split (`segment`), at the input's
+    size by the same resize as the images."""
+    path = Path(masks_dir) / f"{split}.npy"
+    if not path.is_file():
+        raise CxrError(f"{path}: not found; run `dvc repro segment` first.")
+    return resize(torch.from_numpy(np.load(path) * np.uint8(255)), size) >= 128
+
+
+def load_external(folder: str | Path, size: int) -> tuple[Split, list[dict]]:
+    """The external set as a Split at a model's input side, and its manifest rows."""
+    images, rows = read_external(folder)
+    images = torch.from_numpy(images)
+    return Split(resize(images, input_side(size, images.shape[-1])),
+                 torch.tensor([r["label"] for r in rows], dtype=torch.int64),
+                 [r["patient"] for r in rows], [""] * len(rows), int(images.shape[-1]),
+                 [r["file"] for r in rows]), rows
+
+
+STRATUM_KEYS = ("roc_auc", "sensitivity", "specificity")
+
+
+def strata(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Subsets the metadata allows: under 18 (where ages are given) and each view (AP, PA)."""
+    out = {}
+    ages = [float(r["age"]) if str(r.get("age", "")).strip() else np.nan for r in rows]
+    if np.isfinite(ages).any():
+        out["under_18"] = np.array([a < 18 for a in ages])
+    for view in ("AP", "PA"):
+        sel = np.array([r.get("view") == view for r in rows])
+        if sel.any():
+            out[f"view_{view}"] = sel
+    return out
+
+
+def external_metrics(y: np.ndarray, p: np.ndarray, threshold: float, rows: list[dict],
+                     n_boot: int, seed: int) -> dict:
+    """Another hospital's images at the Kermany-validation threshold (nothing refitted):
+    ranking, rates, calibration, patient-bootstrap CIs, and the metadata's strata."""
+    patients = [r["patient"] for r in rows]
+    out = {"images": len(y), "patients": len(set(patients)), "prevalence": float(y.mean()),
+           "mean_probability": float(p.mean()),
+           **binary_metrics(y, p, threshold, ("roc_auc", "pr_auc", "accuracy", "sensitivity",
+                                              "specificity", "brier", "ece", "tn", "fp", "fn",
+                                              "tp")),
+           "ci95": bootstrap_ci(y, p, patients, threshold, n_boot, seed,
+                                ("roc_auc", "sensitivity", "specificity")),
+           "strata": {}}
+    for name, sel in strata(rows).items():
+        out["strata"][name] = {"images": int(sel.sum()), "pneumonia": int(y[sel].sum()),
+                               **binary_metrics(y[sel], p[sel], threshold, STRATUM_KEYS)}
+    return out
+
+
 def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
-                   out_dir: str | Path, metrics_path: str | Path) -> dict:
+                   out_dir: str | Path, metrics_path: str | Path, masks_dir: str | Path,
+                   external_dir: str | Path) -> dict:
     cfg, seed = params["evaluate"], params["seed"]
     s = score_splits(params, data_dir, model_path)
     threshold, p_val, p_test = s.threshold, s.p_val, s.p_test
@@ -97,10 +153,25 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
     disjoint = disjoint_mask(data_dir, s.test)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    name, size = Path(model_path).stem, s.ckpt["image_size"]
     started = time.perf_counter()
     audit = audit_model(s.model, s.test, p_test, threshold, s.tta, s.device, params["audit"],
-                        Path(model_path).stem, out_dir)
-    print(f"audit: region ablation and Grad-CAM in {time.perf_counter() - started:.1f} s")
+                        load_lungs(masks_dir, "test", s.test.images.shape[-1]),
+                        f"{name}: Grad-CAM of the predicted class (test)", out_dir / "gradcam.png")
+    print(f"audit (test): ablation and Grad-CAM in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    external, rows = load_external(external_dir, size)
+    y_ext = external.labels.numpy()
+    p_ext = predict_proba(s.model, external.images, s.device, s.tta)
+    external_result = {
+        "source": params["external"]["source"],
+        **external_metrics(y_ext, p_ext, threshold, rows, cfg["n_boot"], seed),
+        "audit": audit_model(s.model, external, p_ext, threshold, s.tta, s.device,
+                             params["audit"],
+                             load_lungs(masks_dir, "external", external.images.shape[-1]),
+                             f"{name}: Grad-CAM of the predicted class (external)",
+                             out_dir / "gradcam_external.png", box_regions=False)}
+    print(f"external: scored and audited in {time.perf_counter() - started:.1f} s")
     result = {
         **s.ckpt.get("info", {}),
         "threshold": threshold,
@@ -117,6 +188,7 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
         },
         "val_in_sample": val_in_sample,
         "audit": audit,
+        "external": external_result,
         "images": {"val": len(s.val), "test": len(s.test)},
     }
     result = rounded(result) | {"threshold": threshold}  # exact, as in the threshold file
@@ -130,6 +202,9 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
                               n_bins=10)
         live.log_sklearn_plot("confusion_matrix", names[y_test],
                               names[(p_test >= threshold).astype(int)], name="confusion.json")
+        live.log_sklearn_plot("roc", y_ext, p_ext, name="external_roc.json")
+        live.log_sklearn_plot("calibration", y_ext, p_ext, name="external_calibration.json",
+                              n_bins=10)
     with (out_dir / "predictions.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "path", "patient", "pathogen", "label", "probability",
@@ -138,7 +213,16 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
                 s.test.paths, s.test.patients, pathogens, y_test, p_test, disjoint, strict=True)):
             writer.writerow([i, path, patient, pathogen, int(label), repr(float(prob)),
                              int(prob >= threshold), int(dis)])  # repr: reads back exactly
-    t = result["test"]
+    with (out_dir / "external_predictions.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "file", "patient", "label", "probability", "predicted"])
+        for i, (row, prob) in enumerate(zip(rows, p_ext, strict=True)):
+            writer.writerow([i, row["file"], row["patient"], row["label"], repr(float(prob)),
+                             int(prob >= threshold)])
+    t, e = result["test"], result["external"]
     print(f"test @ {threshold:.3f} (flip: {s.tta}): accuracy {t['accuracy']:.4f} sensitivity "
           f"{t['sensitivity']:.4f} specificity {t['specificity']:.4f} ROC AUC {t['roc_auc']:.4f}")
+    print(f"external ({e['source']}, {e['images']} images): ROC AUC {e['roc_auc']} "
+          f"[{e['ci95']['roc_auc']['lo']}, {e['ci95']['roc_auc']['hi']}] sensitivity "
+          f"{e['sensitivity']} specificity {e['specificity']}")
     return result

@@ -32,9 +32,9 @@ def _to_gray(img: Image.Image) -> Image.Image:
     return img.convert("RGBA").convert("L")  # P, PA, LA, RGBA, 1, ...
 
 
-def _square(img: Image.Image, mode: str) -> Image.Image:
-    """`pad`: letterbox to a square filled with the image's mean grey; `crop`: the centred
-    square; `stretch`: unchanged (the resize then distorts it)."""
+def square(img: Image.Image, mode: str, fill: int | None = None) -> Image.Image:
+    """`pad`: letterbox to a square filled with `fill` (default: the image's mean grey);
+    `crop`: the centred square; `stretch`: unchanged (the resize then distorts it)."""
     w, h = img.size
     if mode == "stretch" or w == h:
         return img
@@ -42,7 +42,7 @@ def _square(img: Image.Image, mode: str) -> Image.Image:
     if mode == "crop":
         left, top = (w - side) // 2, (h - side) // 2
         return img.crop((left, top, left + side, top + side))
-    fill = round(ImageStat.Stat(img).mean[0])
+    fill = round(ImageStat.Stat(img).mean[0]) if fill is None else fill
     out = Image.new("L", (side, side), fill)
     out.paste(img, ((side - w) // 2, (side - h) // 2))
     return out
@@ -78,7 +78,7 @@ def decode_gray(source: str | Path | bytes, size: int | None = None, resize: str
             img.load()
             gray = _to_gray(img)
             if size is not None:
-                gray = _square(gray, resize)
+                gray = square(gray, resize)
                 if gray.size != (size, size):
                     gray = gray.resize((size, size), Image.Resampling.BILINEAR)
                 if lowpass > 0:

@@ -16,6 +16,8 @@ THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "bf16", "fp32")
 CNN_SECTIONS = ("baseline", "balanced", "cnn11")
+MASK_SOURCES = ("synthetic", "folder", "v7labs")
+EXTERNAL_SOURCES = ("synthetic", "folder")
 
 
 def get(params: dict, key: str) -> Any:
@@ -106,6 +108,29 @@ def validate(p: dict) -> dict:
     _int(p, "data.synthetic.image_size", 16)
     _int(p, "data.synthetic.seed", 0)
     _number(p, "data.synthetic.lesion_gain", 0.1, 10)
+
+    _choice(p, "masks.source", MASK_SOURCES)
+    if p["masks"]["source"] == "synthetic" and source != "synthetic":
+        raise CxrError(f"params.yaml: masks.source is synthetic but data.source is {source}; "
+                       "set -S masks.source=folder -S masks.path=PATH/TO/lung_masks.")
+    if p["masks"]["source"] == "folder" and not get(p, "masks.path"):
+        raise CxrError("params.yaml: `masks.path` is empty but masks.source is `folder`.")
+    if not isinstance(get(p, "masks.sha256"), str):
+        raise _fail("masks.sha256", "a hex string or \"\"", p["masks"]["sha256"])
+    _choice(p, "external.source", EXTERNAL_SOURCES)
+    if p["external"]["source"] == "folder" and not get(p, "external.path"):
+        raise CxrError("params.yaml: `external.path` is empty but external.source is `folder`.")
+    _int(p, "external.synthetic.n", 8)
+    _int(p, "external.synthetic.image_size", 16)
+    _int(p, "external.synthetic.seed", 0)
+    _int(p, "segment.image_size", 8)
+    _int(p, "segment.width", 2)
+    _int(p, "segment.depth", 1)
+    _int(p, "segment.epochs")
+    _int(p, "segment.batch_size")
+    _number(p, "segment.lr", 0, inf, open_low=True)
+    if not isinstance(get(p, "segment.hflip"), bool):
+        raise _fail("segment.hflip", "true or false", p["segment"]["hflip"])
 
     _number(p, "prepare.val_fraction", 0, 1, open_low=True, open_high=True)
     _int(p, "prepare.seed", 0)

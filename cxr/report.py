@@ -92,7 +92,27 @@ def beyond_lungs(removed: dict[str, float]) -> list[str]:
 
 
 REGION_TITLES = {"clean": "clean", "centre_removed": "centre removed",
-                 "centre_only": "centre only", "border_only": "border bands only"}
+                 "centre_only": "centre only", "border_only": "border bands only",
+                 "lungs_removed": "lungs removed", "lungs_only": "lungs only"}
+
+
+def region_table(audits: dict[str, dict]) -> list[str]:
+    """ROC AUC (sensitivity / specificity) per region kept, and the Grad-CAM shares in the box
+    and in the lungs against their areas, one row per model; regions the audits have."""
+    regions = [r for r in REGION_TITLES if r in next(iter(audits.values()))]
+    lines = ["| model | " + " | ".join(REGION_TITLES[r] for r in regions)
+             + " | Grad-CAM share in box: called NORMAL / PNEUMONIA (box area) | in lungs: "
+             "called NORMAL / PNEUMONIA (lung area) |", "|---|" + "---|" * (len(regions) + 2)]
+    for name, a in audits.items():
+        cells = [f"{a[r]['roc_auc']:.3f} ({a[r]['sensitivity']:.0%} / "
+                 f"{a[r]['specificity']:.0%})" if a[r]["roc_auc"] is not None else "–"
+                 for r in regions]
+        sal = a["saliency"]
+        shares = [f"{fmt_pct(sal[f'share_in_{k}_predicted_normal'])} / "
+                  f"{fmt_pct(sal[f'share_in_{k}_predicted_pneumonia'])} ({sal[f'{k}_area']:.0%})"
+                  for k in ("box", "lungs")]
+        lines.append(f"| `{name}` | " + " | ".join(cells + shares) + " |")
+    return lines
 
 
 def audit_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
@@ -108,20 +128,10 @@ def audit_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
              "**Region ablation** on test: the pixels outside the kept region are set to the "
              "mean of the kept pixels, so the fill carries nothing of what it hides "
              "(`audit.box` is the central box over the lung fields, `audit.band` the border "
-             "strips). ROC AUC, and sensitivity / specificity at the validation threshold:", "",
-             "| model | " + " | ".join(REGION_TITLES.values()) + " | Grad-CAM share in box: "
-             "called NORMAL | called PNEUMONIA | box area |",
-             "|---|" + "---|" * (len(REGION_TITLES) + 3)]
-    for name in MODELS:
-        a = metrics[name]["audit"]
-        cells = [f"{a[r]['roc_auc']:.3f} ({a[r]['sensitivity']:.0%} / "
-                 f"{a[r]['specificity']:.0%})" for r in REGION_TITLES]
-        sal = a["saliency"]
-        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | "
-                     f"{fmt_pct(sal['share_in_box_predicted_normal'])} | "
-                     f"{fmt_pct(sal['share_in_box_predicted_pneumonia'])} | "
-                     f"{sal['box_area']:.0%} |")
-    outside = {n: metrics[n]["audit"]["centre_removed"]["roc_auc"] for n in MODELS}
+             "strips; the lungs are each image's mask from the `segment` stage). ROC AUC, and "
+             "sensitivity / specificity at the validation threshold:", "",
+             *region_table({n: metrics[n]["audit"] for n in MODELS})]
+    outside = {n: metrics[n]["audit"]["lungs_removed"]["roc_auc"] for n in MODELS}
     border = {n: metrics[n]["audit"]["border_only"]["roc_auc"] for n in MODELS}
     worst = max(outside, key=outside.get)
     above = beyond_lungs(outside)
@@ -133,7 +143,7 @@ def audit_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
     else:
         verdict = (f"so {', '.join(f'`{n}`' for n in above)} still read more than the lungs; "
                    "the others fall towards chance")
-    lines += ["", f"With the centre removed the models keep ROC AUC "
+    lines += ["", f"With the lungs removed the models keep ROC AUC "
               f"{min(outside.values()):.3f}–{max(outside.values()):.3f} (highest: `{worst}`), "
               f"{verdict}; from the border bands alone they reach "
               f"{min(border.values()):.3f}–{max(border.values()):.3f}. The acquisition "
@@ -149,13 +159,58 @@ def audit_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
               "shows what each decision drew on; shares are grouped by the class the model "
               "called, at its threshold. A "
               "share of its positive mass inside the box above the box's share of the area "
-              "means more weight on the lung fields than on the rest; "
+              "means more weight on the lung fields than on the rest (and likewise for the "
+              "lung masks); "
               + ("below it: " + ", ".join(below) + ", whose saliency sits outside the box "
                  "more than the box's area alone would give" if below else
                  "every model and class is above it, which the ablation above qualifies")
               + ". Grids of test images (true and false positives and negatives, those "
               "farthest from the model's threshold first; the box dashed):", ""]
     lines += [f"![Grad-CAM, {name}](figures/gradcam_{name}.png)" for name in MODELS]
+    return [*lines, ""]
+
+
+def external_section(metrics: dict[str, dict], shortcuts: dict) -> list[str]:
+    """'Another hospital': every model on the external images at its Kermany threshold."""
+    first = metrics[MODELS[0]]["external"]
+    synthetic = first["source"] == "synthetic"
+    acq = shortcuts.get("external", {})
+    lines = ["## Another hospital", "",
+             ("**Synthetic**: the default pipeline's second hospital is made by the phantom "
+              "generator (other exposure, noise, resolution and marker place; an AP/PA mix that "
+              "depends on the class, with tubes and leads on the AP films; same anatomy and "
+              "disease signs). It shows the mechanism, not how the models do on patients. "
+              if synthetic else "")
+             + f"{first['images']} images of {first['patients']} patients "
+             f"({first['prevalence']:.0%} PNEUMONIA), scored as evaluate scores Kermany test "
+             "and called at each model's Kermany-validation threshold and flip: nothing is "
+             "refitted on these images. 95% CIs from a patient bootstrap. ECE: expected "
+             "calibration error (10 bins).", "",
+             "| model | ROC AUC (95% CI) | Kermany test ROC AUC | sensitivity | specificity "
+             "| mean p / prevalence | Brier | ECE | " + " | ".join(
+                 f"{k.replace('_', ' ')}: images, ROC AUC" for k in first["strata"]) + " |",
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(first["strata"])]
+    for name in MODELS:
+        e, ci = metrics[name]["external"], metrics[name]["external"]["ci95"]
+        strata = [f"{s['images']}, {fmt_num(s['roc_auc'])}" for s in e["strata"].values()]
+        lines.append(f"| `{name}` | {fmt_num(e['roc_auc'])} ({fmt_num(ci['roc_auc']['lo'])}–"
+                     f"{fmt_num(ci['roc_auc']['hi'])}) | {metrics[name]['test']['roc_auc']:.3f} "
+                     f"| {fmt_pct(e['sensitivity'])} | {fmt_pct(e['specificity'])} | "
+                     f"{e['mean_probability']:.2f} / {e['prevalence']:.2f} | {e['brier']:.3f} | "
+                     f"{e['ece']:.3f} | " + " | ".join(strata) + " |")
+    if acq:
+        lines += ["", "**Acquisition alone at that hospital** (stage `shortcuts`): a logistic "
+                  "regression on file size and view (AP/PA), cross-validated in "
+                  f"{acq['folds']} patient folds within these images, reaches ROC AUC "
+                  f"{fmt_num(acq['metadata_roc_auc_cv'])}; the Laplacian texture statistic "
+                  f"{fmt_num(acq['laplacian_roc_auc_best_direction'])} (in its better "
+                  "direction). A model near these figures may be reading how the images were "
+                  "taken."]
+    lines += ["", "**The audit on these images** (the lungs from `segment`'s masks of these "
+              "images):", "", *region_table({n: metrics[n]["external"]["audit"]
+                                               for n in MODELS}), ""]
+    lines += [f"![Grad-CAM at the other hospital, {name}](figures/gradcam_external_{name}.png)"
+              for name in MODELS]
     return [*lines, ""]
 
 
@@ -219,6 +274,8 @@ def summary(metrics: dict[str, dict], eval_dir: Path, n_boot: int, seed: int,
               "excludes 0.", ""]
     if shortcuts is not None:
         lines += audit_section(metrics, shortcuts)
+        if all("external" in metrics[n] for n in MODELS):
+            lines += external_section(metrics, shortcuts)
     if figures:
         lines += ["## Figures", "", "The model card: [model_card.md](model_card.md).", ""]
         for name, caption in figures.items():

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.ndimage import laplace
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -62,3 +63,25 @@ def shortcut_report(rows: dict[str, list[dict]], images: dict[str, np.ndarray]) 
         report["metadata_features_test"][name] = oriented_auc(
             y["train"], x["train"][:, j], y["test"], x["test"][:, j])
     return report
+
+
+def external_acquisition(rows: list[dict], images: np.ndarray, folds: int = 5) -> dict:
+    """The acquisition-only baseline on the external images: a logistic regression on file size
+    and view (AP), cross-validated in patient groups within that set, and the Laplacian
+    energy's AUC in its better direction. What a model could reach there from how the images
+    were taken, not from the lungs."""
+    y = np.array([r["label"] for r in rows])
+    groups = [r["patient"] for r in rows]
+    x = np.array([[np.log(r["file_size"]), float(r.get("view") == "AP")] for r in rows])
+    k = min(folds, len(set(groups)))
+    p = np.full(len(y), np.nan)
+    for train, test in GroupKFold(n_splits=k).split(x, y, groups):
+        if len(np.unique(y[train])) == 2:
+            p[test] = metadata_model().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+    ok = np.isfinite(p)
+    lap = laplacian_energy(np.asarray(images))
+    auc = roc_auc_score(y, lap) if len(np.unique(y)) == 2 else float("nan")
+    return {"features": ["log_file_size", "view_ap"], "folds": k,
+            "metadata_roc_auc_cv": float(roc_auc_score(y[ok], p[ok])) if ok.any() else None,
+            "laplacian_roc_auc_best_direction": float(max(auc, 1 - auc)),
+            "view_recorded": int(sum(r.get("view") in ("AP", "PA") for r in rows))}

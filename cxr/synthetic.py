@@ -21,7 +21,10 @@ BACTERIAL_FRACTION = 2 / 3
 DOMAINS = {  # exposure statistics per split: (noise sd, contrast, brightness shift)
     "train": (0.025, 1.0, 0.0),
     "test": (0.045, 0.85, 0.04),
+    "external": (0.06, 0.6, 0.12),  # the second hospital: flatter, brighter, noisier
 }
+PORTABLE_LINES = (3, 0.3)  # AP films at the second hospital: tubes and leads (count, opacity)
+EXTERNAL_AP = {"NORMAL": 0.7, "PNEUMONIA": 0.4}  # share of AP views per class, as at NIH
 
 
 def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float):
@@ -51,9 +54,13 @@ def _blobs(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n: int,
 
 
 def render(rng: np.random.Generator, anatomy: dict, size: int, pathogen: str | None,
-           split: str, lesion_gain: float = 1.0) -> np.ndarray:
-    """One uint8 (size, size) phantom; `pathogen` is None, "bacteria" or "virus";
-    `lesion_gain` multiplies the consolidations' opacity (not the NORMAL markings')."""
+           split: str, lesion_gain: float = 1.0, ap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One uint8 (size, size) phantom and its lung mask (bool, same geometry); `pathogen` is
+    None, "bacteria" or "virus"; `lesion_gain` multiplies the consolidations' opacity (not the
+    NORMAL markings'). `split="external"` renders the second hospital: its exposure, a marker
+    at the bottom, and `ap` (portable) views with the heart magnified and thin bright lines
+    (tubes, leads) across the chest, which a model reading bright streaks in the lungs as
+    consolidation mistakes for pneumonia."""
     a = anatomy
     angle, scale = np.deg2rad(rng.uniform(-5, 5)), rng.uniform(0.92, 1.06)
     shift = rng.uniform(-0.05, 0.05, size=2)
@@ -75,7 +82,8 @@ def render(rng: np.random.Generator, anatomy: dict, size: int, pathogen: str | N
     img[lung] = 0.17
     img[body & (y >= dome)] = a["tissue"] + 0.12  # abdomen below the domes
     img[(np.abs(x) < 0.12) & (y > -0.72) & body] = a["tissue"] + 0.1  # mediastinum
-    heart = _ellipse(x, y, 0.1, 0.3, a["heart_r"] * 1.25, a["heart_r"]) < 1
+    heart_r = a["heart_r"] * (1.15 if ap else 1.0)
+    heart = _ellipse(x, y, 0.1, 0.3, heart_r * 1.25, heart_r) < 1
     img[heart] = a["tissue"] + 0.15
     img[(np.abs(x) < 0.055) & body] += 0.12  # spine
     for k in range(10):  # posterior ribs: curved bright bands across the thorax
@@ -92,15 +100,21 @@ def render(rng: np.random.Generator, anatomy: dict, size: int, pathogen: str | N
     img += lesion * lung * (lesion_gain if pathogen else 1.0)
 
     marker_x = -0.85 if a["marker_left"] else 0.7  # burned-in side marker: an "L" glyph
-    img[(gx > marker_x) & (gx < marker_x + 0.04) & (gy > -0.92) & (gy < -0.78)] = 0.95
-    img[(gx > marker_x) & (gx < marker_x + 0.11) & (gy > -0.82) & (gy < -0.78)] = 0.95
+    top = 0.78 if split == "external" else -0.92
+    img[(gx > marker_x) & (gx < marker_x + 0.04) & (gy > top) & (gy < top + 0.14)] = 0.95
+    img[(gx > marker_x) & (gx < marker_x + 0.11) & (gy > top + 0.1) & (gy < top + 0.14)] = 0.95
 
     noise_sd, contrast, brightness = DOMAINS[split]
     gamma = rng.uniform(0.8, 1.25)
     img = np.clip(img * contrast * rng.uniform(0.85, 1.15) + brightness
                   + rng.uniform(-0.05, 0.05), 0, 1) ** gamma
+    if split == "external" and ap:
+        count, opacity = PORTABLE_LINES
+        for _ in range(count):
+            x0, slope, bend = rng.uniform(-0.5, 0.5), rng.uniform(-0.6, 0.6), rng.uniform(-0.5, 0.5)
+            img += opacity * (np.abs(gx - (x0 + slope * gy + bend * gy**2)) < 0.025)
     img += rng.normal(0, noise_sd * rng.uniform(0.6, 1.4), img.shape)
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), lung
 
 
 def _patients(rng: np.random.Generator, n_images: int, normal_fraction: float):
@@ -118,10 +132,22 @@ def _patients(rng: np.random.Generator, n_images: int, normal_fraction: float):
             left -= n
 
 
+def _save(pixels: np.ndarray, mask: np.ndarray, path: Path, masks: Path | None,
+          rel: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels, mode="L").save(path, quality=92)
+    if masks is not None:  # the lung masks' layout: <split>/<CLASS>/<stem>.png, 255 = lung
+        out = masks / Path(rel).with_suffix(".png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(out)
+
+
 def generate(root: str | Path, n_train: int, n_test: int, image_size: int, seed: int,
-             lesion_gain: float = 1.0) -> int:
-    """Write train/ and test/ under `root` with Kermany-style file names; return image count."""
+             lesion_gain: float = 1.0, masks: str | Path | None = None) -> int:
+    """Write train/ and test/ under `root` with Kermany-style file names, and each image's lung
+    mask under `masks` where given; return the image count."""
     root = Path(root)
+    masks = Path(masks) if masks is not None else None
     rng = np.random.default_rng([seed, 20180222])
     count, person = 0, 0
     for split, n, normal_fraction, first_id in (("train", n_train, TRAIN_NORMAL_FRACTION, 1),
@@ -138,8 +164,32 @@ def generate(root: str | Path, n_train: int, n_test: int, image_size: int, seed:
                 else:
                     person += 1
                     name = f"person{patient}_{pathogen}_{person}"
-                pixels = render(rng, anatomy, image_size, pathogen, split, lesion_gain)
-                Image.fromarray(pixels, mode="L").save(
-                    root / split / label / f"{name}.jpeg", quality=92)
+                pixels, lung = render(rng, anatomy, image_size, pathogen, split, lesion_gain)
+                rel = f"{split}/{label}/{name}.jpeg"
+                _save(pixels, lung, root / rel, masks, rel)
                 count += 1
     return count
+
+
+def generate_external(root: str | Path, n: int, image_size: int, seed: int,
+                      lesion_gain: float = 1.0) -> int:
+    """A second synthetic hospital under `root`: {NORMAL,PNEUMONIA}/*.png and metadata.csv
+    (file, label, patient_id, age, sex, view) in the layout of `external.path`. Same anatomy
+    and disease signs as `generate`; other exposure, resolution, marker placement, mostly
+    adults, and a view (AP/PA) that depends on the class."""
+    root = Path(root)
+    rng = np.random.default_rng([seed, 20170714])
+    rows = []
+    for patient, (label, pathogen, n_img) in enumerate(
+            _patients(rng, n, TEST_NORMAL_FRACTION), start=1):
+        anatomy = _anatomy(rng)
+        age, sex = int(rng.integers(8, 90)), str(rng.choice(["F", "M"]))
+        for k in range(n_img):
+            ap = bool(rng.random() < EXTERNAL_AP[label])
+            pixels, _ = render(rng, anatomy, image_size, pathogen, "external", lesion_gain, ap)
+            rel = f"{label}/{patient:05d}_{k:03d}.png"
+            _save(pixels, pixels, root / rel, None, rel)
+            rows.append(f"{rel},{label},{patient},{age},{sex},{'AP' if ap else 'PA'}")
+    (root / "metadata.csv").write_text("file,label,patient_id,age,sex,view\n"
+                                       + "\n".join(rows) + "\n")
+    return len(rows)

@@ -13,8 +13,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="checkpoint to evaluate")
     parser.add_argument("--plots", required=True, help="folder for plot data and predictions")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--masks", required=True, help="lung masks written by `segment`")
+    parser.add_argument("--external", required=True, help="external cache from `external`")
     args = parser.parse_args()
-    evaluate_model(load_params(), args.data, args.model, args.plots, args.metrics)
+    evaluate_model(load_params(), args.data, args.model, args.plots, args.metrics, args.masks,
+                   args.external)
 
 
 if __name__ == "__main__":

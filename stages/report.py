@@ -30,7 +30,8 @@ def main() -> None:
     with atomic_dir(out / "figures") as tmp:
         figures = write_figures(metrics, Path(args.eval), Path(args.live), tmp)
         for name in MODELS:
-            shutil.copyfile(Path(args.eval) / name / "gradcam.png", tmp / f"gradcam_{name}.png")
+            for grid in ("gradcam", "gradcam_external"):
+                shutil.copyfile(Path(args.eval) / name / f"{grid}.png", tmp / f"{grid}_{name}.png")
     shortcuts = json.loads(Path(args.shortcuts).read_text())
     write_text(out / "summary.md", summary(metrics, Path(args.eval), params["evaluate"]["n_boot"],
                                            params["seed"], figures, shortcuts))

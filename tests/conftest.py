@@ -28,6 +28,16 @@ def real_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_external() -> Path:
+    return real_data_or_skip(REAL_DATA.parent / "external" / "nih_cxr14")
+
+
+@pytest.fixture(scope="session")
+def real_masks() -> Path:
+    return real_data_or_skip(REAL_DATA.parent / "lung_masks")
+
+
+@pytest.fixture(scope="session")
 def default_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -50,4 +60,6 @@ def tiny_overrides(p: dict) -> dict:
     p["resnet34"]["frozen"]["epochs"] = 1
     p["resnet34"]["unfrozen"]["epochs"] = 1
     p["evaluate"]["n_boot"] = 20
+    p["external"]["synthetic"].update(n=24, image_size=32)
+    p["segment"].update(image_size=32, width=4, depth=2, epochs=1)
     return p

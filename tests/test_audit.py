@@ -18,7 +18,7 @@ from cxr.audit import (
     outcomes,
     region_masks,
     saliency,
-    share_in_box,
+    share_in,
 )
 from cxr.inputs import Split
 from cxr.models import build_model
@@ -67,7 +67,7 @@ def trained(request):
 def test_ablation_shows_where_the_label_is(trained):
     where, model, test = trained
     p = predict_proba(model, test.images, CPU)
-    result = ablation(model, test, p, 0.5, False, CPU, BOX, BAND)
+    result = ablation(model, test, p, 0.5, False, CPU, region_masks(SIZE, BOX, BAND))
     assert list(result) == list(REGIONS)
     assert result["clean"]["roc_auc"] > 0.95
     if where == "border":
@@ -86,7 +86,7 @@ def test_gradcam_points_at_the_planted_region(trained):
     maps = gradcam(model, test.images[pos], torch.ones(int(pos.sum()), dtype=torch.long), CPU)
     assert maps.shape == (int(pos.sum()), SIZE, SIZE)
     assert np.isfinite(maps).all()
-    share = np.nanmean(share_in_box(maps, BOX))
+    share = np.nanmean(share_in(maps, box_mask(SIZE, BOX).numpy()))
     box_area = (BOX[2] - BOX[0]) * (BOX[3] - BOX[1])
     if where == "border":
         assert share < box_area - 0.1
@@ -99,8 +99,15 @@ def test_audit_model_writes_metrics_and_a_grid(trained, tmp_path, tta):
     where, model, test = trained
     p = predict_proba(model, test.images, CPU, tta)
     cfg = {"box": BOX, "band": BAND, "examples": 3}
-    result = audit_model(model, test, p, 0.5, tta, CPU, cfg, "toy", tmp_path)
-    assert set(result) == {*REGIONS, "saliency"}
+    lungs = box_mask(SIZE, BOX).expand(len(test), SIZE, SIZE)  # "lungs" = the box, per image
+    result = audit_model(model, test, p, 0.5, tta, CPU, cfg, lungs, "toy", tmp_path / "g.png")
+    assert set(result) == {*REGIONS, "lungs_removed", "lungs_only", "saliency"}
+    # lungs equal to the box: the same ablation, the same shares
+    assert result["lungs_removed"] == result["centre_removed"]
+    assert result["lungs_only"] == result["centre_only"]
+    assert result["saliency"]["lungs_area"] == pytest.approx(result["saliency"]["box_area"])
+    assert (result["saliency"]["share_in_lungs_predicted_pneumonia"]
+            == pytest.approx(result["saliency"]["share_in_box_predicted_pneumonia"]))
     assert result["clean"]["roc_auc"] > 0.95
     # the flip-averaged model still shows where its label is (the square is not symmetric)
     kept = "border_only" if where == "border" else "centre_only"
@@ -108,7 +115,7 @@ def test_audit_model_writes_metrics_and_a_grid(trained, tmp_path, tta):
     assert result[kept]["roc_auc"] > 0.9 and result[removed]["roc_auc"] < 0.7
     assert result["saliency"]["box_area"] == pytest.approx(0.36, abs=0.01)
     assert 0 <= result["saliency"]["share_in_box_predicted_pneumonia"] <= 1
-    png = (tmp_path / "gradcam.png").read_bytes()
+    png = (tmp_path / "g.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
@@ -132,7 +139,7 @@ def test_saliency_is_grouped_by_the_class_the_model_called(trained):
     NORMAL call, and no image is counted as a PNEUMONIA call, whatever its true label."""
     _, model, test = trained
     p = predict_proba(model, test.images, CPU)
-    summary, _ = saliency(model, test, p, 1.01, False, CPU, BOX)
+    summary, _ = saliency(model, test, p, 1.01, False, CPU, {"box": box_mask(SIZE, BOX).numpy()})
     assert np.isnan(summary["share_in_box_predicted_pneumonia"])
     assert 0 <= summary["share_in_box_predicted_normal"] <= 1
 
@@ -202,3 +209,39 @@ def test_metadata_baseline_reads_the_aspect_ratio():
     assert report["metadata_features_test"]["aspect"] > 0.95
     assert 0.3 < report["laplacian"]["test_roc_auc"] < 0.7
     assert 0.3 < report["metadata_features_test"]["log_file_size"] < 0.7
+
+
+def test_per_image_masks_fill_and_share():
+    """Lung masks differ per image: each image is filled from its own kept pixels, and each
+    map's share is measured in its own mask."""
+    images = torch.stack([torch.full((4, 4), 10, dtype=torch.uint8),
+                          torch.full((4, 4), 200, dtype=torch.uint8)])
+    images[0, 0, 0], images[1, 3, 3] = 250, 0
+    lungs = torch.zeros(2, 4, 4, dtype=torch.bool)
+    lungs[0, :2], lungs[1, :, :1] = True, True  # top half / left column
+    out = ablate(images, ~lungs)  # lungs removed
+    assert (out[0][lungs[0]] == 10).all()  # mean of image 0's kept (lower) half
+    assert (out[1][lungs[1]] == round((200 * 11 + 0) / 12)).all()
+    assert torch.equal(out[~lungs], images[~lungs])
+    maps = np.zeros((2, 4, 4))
+    maps[0, 0, :] = 1.0   # all of map 0 inside image 0's lungs
+    maps[1, 0, :] = 1.0   # a quarter of map 1 inside image 1's lungs
+    np.testing.assert_allclose(share_in(maps, lungs.numpy()), [1.0, 0.25])
+
+
+def test_external_acquisition_baseline_reads_the_view():
+    """The view (AP/PA) tracks the label at the other hospital: the baseline, fitted in
+    patient folds within that set, finds it; with the view at random it does not."""
+    from cxr.shortcuts import external_acquisition
+    rng = np.random.default_rng(1)
+    n = 200
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 256, (n, 16, 16), dtype=np.uint8)
+    for tracks, low, high in ((True, 0.9, 1.0), (False, 0.3, 0.7)):
+        ap = (labels == 0) if tracks else rng.random(n) < 0.5
+        rows = [{"label": int(y), "patient": f"p{i // 2}", "view": "AP" if a else "PA",
+                 "file_size": int(rng.integers(9e4, 1e5))}
+                for i, (y, a) in enumerate(zip(labels, ap, strict=True))]
+        report = external_acquisition(rows, images)
+        assert low < report["metadata_roc_auc_cv"] <= high, report
+        assert report["view_recorded"] == n and report["folds"] == 5

@@ -5,10 +5,13 @@ import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from cxr import CxrError
 from cxr.acquire import download, materialise, safe_extract
+from cxr.masks import masks_from_v7labs, read_mask
 
 from helpers import kaggle_folder, zip_of
 
@@ -228,3 +231,58 @@ def test_default_params_pin_the_download_and_enforce_it(tmp_path, dataset_zip, d
         server.close()
     assert not (tmp_path / "raw" / "chest_xray").exists()
     assert source == "archive" or not archive.exists()
+
+
+def v7labs_zip(masks: dict[str, bytes]) -> bytes:
+    """The v7labs repository's layout at a commit: semantic masks named by id, plus noise."""
+    buf = io.BytesIO()
+    root = "covid-19-xray-dataset-abc123/"
+    with zipfile.ZipFile(buf, "w") as zf:
+        for mask_id, data in masks.items():
+            zf.writestr(f"{root}annotations/all-images-semantic-masks/{mask_id}.png", data)
+        zf.writestr(f"{root}README.md", "the repository")
+        zf.writestr(f"{root}images/1.png", b"an image we do not want")
+    return buf.getvalue()
+
+
+def png(values) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.array(values, dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_v7labs_masks_are_downloaded_and_placed_by_the_table(tmp_path):
+    """masks.source=v7labs: the repository zip comes over HTTP, verified; only the table's
+    masks are written, under the Kermany names; Lung (255) reads as lung, Ignore (127) not."""
+    masks = {"11": png([[255, 127], [0, 255]]), "12": png([[0, 0], [0, 255]])}
+    payload = v7labs_zip(masks)
+    table = tmp_path / "table.csv"
+    table.write_text("kermany_path,mask_id\ntrain/NORMAL/IM-1-0001.jpeg,11\n"
+                     "test/PNEUMONIA/person3_virus_7.jpeg,12\ntest/NORMAL/IM-9-0001.jpeg,99\n")
+    kaggle = kaggle_folder(tmp_path / "kaggle")
+    server = Server(payload)
+    try:
+        cfg = {"source": "v7labs", "url": server.url, "archive": str(tmp_path / "dl" / "v7.zip"),
+               "sha256": hashlib.sha256(payload).hexdigest(), "table": str(table), "path": ""}
+        data = {"source": "folder", "path": str(kaggle), "max_excluded_fraction": 0.0}
+        report = materialise(data, tmp_path / "raw", 1, cfg, tmp_path / "masks")
+    finally:
+        server.close()
+    assert report["lung_masks"] == {"source": "v7labs", "files": 2}  # id 99 is not there
+    written = sorted(p.relative_to(tmp_path / "masks").as_posix()
+                     for p in (tmp_path / "masks").rglob("*") if p.is_file())
+    assert written == ["test/PNEUMONIA/person3_virus_7.png", "train/NORMAL/IM-1-0001.png"]
+    lung = read_mask(tmp_path / "masks/train/NORMAL/IM-1-0001.png", 2, 2, 2)
+    assert lung.tolist() == [[True, False], [False, True]]
+
+
+def test_v7labs_table_rows_cannot_write_outside(tmp_path):
+    (tmp_path / "v7.zip").write_bytes(v7labs_zip({"11": png([[255]])}))
+    table = tmp_path / "table.csv"
+    table.write_text("kermany_path,mask_id\n../../etc/NORMAL/x.jpeg,11\n")
+    with pytest.raises(CxrError, match="is not <split>/<CLASS>/<file>"):
+        masks_from_v7labs(tmp_path / "v7.zip", table, tmp_path / "masks")
+    assert not (tmp_path / "masks").exists()
+    table.write_text("kermany_path,mask_id\ntrain/NORMAL/x.jpeg,404\n")
+    with pytest.raises(CxrError, match="none of the 1 masks"):
+        masks_from_v7labs(tmp_path / "v7.zip", table, tmp_path / "masks")

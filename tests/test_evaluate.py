@@ -9,11 +9,13 @@ import pytest
 import torch
 import yaml
 
-from cxr.evaluate import evaluate_model
+from cxr.evaluate import evaluate_model as run_evaluate
+from cxr.external import materialise_external, write_external_cache
 from cxr.inputs import load_split
+from cxr.masks import reference_masks
 from cxr.metrics import binary_metrics, choose_threshold
 from cxr.models import build_model, save_checkpoint
-from cxr.prepared import write_cache
+from cxr.prepared import read_manifest, read_preprocess, write_cache
 from cxr.split import assign_val, scan
 from cxr.synthetic import generate
 from cxr.train import predict_proba
@@ -25,8 +27,10 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
+    """The cache, and beside it what evaluate also reads: lung masks (the generator's, for
+    test; a box for the external images) and a small synthetic external set."""
     root = tmp_path_factory.mktemp("evaluate")
-    generate(root / "raw", n_train=120, n_test=40, image_size=48, seed=0)
+    generate(root / "raw", n_train=120, n_test=40, image_size=48, seed=0, masks=root / "masks")
     records, _ = scan(root / "raw")
     assign_val(records, 0.3, seed=0)
     train_ids = [r.patient for r in records if r.split == "train"]
@@ -35,7 +39,22 @@ def prepared(tmp_path_factory):
         r.patient = pid
     (root / "cache").mkdir()
     write_cache(records, root / "raw", root / "cache", 48, 1)
+    materialise_external({"source": "synthetic", "synthetic": {"n": 30, "image_size": 32,
+                                                                "seed": 1}}, 4.0, root / "ext")
+    write_external_cache(root / "ext", root / "external", read_preprocess(root / "cache"), 1)
+    (root / "lungs").mkdir()
+    test_rows = [r for r in read_manifest(root / "cache") if r["split"] == "test"]
+    np.save(root / "lungs/test.npy", reference_masks(test_rows, root / "masks", 48)[0]
+            .astype(np.uint8))
+    box = np.zeros((30, 48, 48), np.uint8)
+    box[:, 8:40, 6:42] = 1
+    np.save(root / "lungs/external.npy", box)
     return root / "cache"
+
+
+def evaluate_model(params, cache, model, out, metrics):
+    return run_evaluate(params, cache, model, out, metrics, cache.parent / "lungs",
+                        cache.parent / "external")
 
 
 def params(tta) -> dict:
@@ -104,3 +123,26 @@ def test_patient_disjoint_subset(prepared, tmp_path):
     p = np.array([float(r["probability"]) for r in rows])
     expected = binary_metrics(y[disjoint], p[disjoint], m["threshold"], ("accuracy",))
     assert m["test_disjoint"]["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-4)
+
+
+def test_external_metrics_are_those_of_its_predictions(prepared, tmp_path):
+    """metrics["external"] is computed from exactly the scores in external_predictions.csv,
+    at the Kermany-validation threshold; the lungs audit runs on the external masks."""
+    checkpoint(tmp_path / "m.pt", hflip=0.5)
+    m = evaluate_model(params("auto"), prepared, tmp_path / "m.pt", tmp_path / "eval",
+                       tmp_path / "m.json")
+    with (tmp_path / "eval" / "external_predictions.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    y = np.array([int(r["label"]) for r in rows])
+    p = np.array([float(r["probability"]) for r in rows])
+    e = m["external"]
+    assert e["images"] == len(rows) == 30 and e["source"] == "synthetic"
+    expected = binary_metrics(y, p, m["threshold"], ("roc_auc", "sensitivity", "specificity"))
+    for key, value in expected.items():
+        assert e[key] == pytest.approx(value, abs=1e-4)
+    assert all(int(r["predicted"]) == (float(r["probability"]) >= m["threshold"]) for r in rows)
+    assert e["audit"]["clean"]["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-4)
+    # the 48 px box at the 32 px input: its area, to the resize's rounding at the edges
+    assert e["audit"]["saliency"]["lungs_area"] == pytest.approx(32 * 36 / 48**2, abs=0.03)
+    assert set(m["audit"]) >= {"lungs_removed", "lungs_only", "centre_removed"}
+    assert (tmp_path / "eval" / "gradcam_external.png").read_bytes()[:4] == b"\x89PNG"

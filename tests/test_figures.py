@@ -89,7 +89,7 @@ def test_model_card_text_follows_its_metrics(outputs, default_params, tta, rule,
     the split report and the metrics, not from fixed text."""
     _, metrics = outputs
     for i, name in enumerate(MODELS):
-        metrics[name]["audit"] = {"centre_removed": {"roc_auc": 0.81 + i / 100}}
+        metrics[name]["audit"] = {"lungs_removed": {"roc_auc": 0.81 + i / 100}}
     params = {**default_params, "evaluate": {**default_params["evaluate"], "tta": tta}}
     card = model_card(metrics, {**SPLIT, "shared_patient_ids_trainval_test": shared}, params)
     prefix = "tried only for models trained with flips and " if tta == "auto" else ""
@@ -109,9 +109,26 @@ def test_model_card_text_follows_its_metrics(outputs, default_params, tta, rule,
 def test_model_card_audit_sentence_and_source(outputs, default_params):
     _, metrics = outputs
     for name, auc in zip(MODELS, (0.45, 0.52, 0.5, 0.48), strict=True):
-        metrics[name]["audit"] = {"centre_removed": {"roc_auc": auc}}
+        metrics[name]["audit"] = {"lungs_removed": {"roc_auc": auc}}
     params = {**default_params, "data": {**default_params["data"], "source": "folder"}}
     card = model_card(metrics, SPLIT, params)
     assert "falls to 0.450–0.520, about chance" in card and "synthetic phantoms" not in card
-    metrics["cnn11"]["audit"]["centre_removed"]["roc_auc"] = 0.7
+    metrics["cnn11"]["audit"]["lungs_removed"]["roc_auc"] = 0.7
     assert "is 0.450–0.700: `cnn11` still read more" in model_card(metrics, SPLIT, params)
+
+
+def test_model_card_states_the_external_figures(outputs, default_params):
+    """With external metrics the caveats give each model's ROC AUC there, with its CI, beside
+    its Kermany test ROC AUC, and say whether the other hospital was synthetic."""
+    _, metrics = outputs
+    for i, name in enumerate(MODELS):
+        metrics[name]["external"] = {"source": "folder", "images": 538, "roc_auc": 0.5 + i / 10,
+                                     "ci95": {"roc_auc": {"lo": 0.4 + i / 10, "hi": 0.6 + i / 10}},
+                                     "sensitivity": 0.25}
+    card = model_card(metrics, SPLIT, default_params)
+    assert "At another hospital (538 images of `external.path`)" in card
+    assert "`baseline` 0.500 (0.400–0.600), `balanced` 0.600 (0.500–0.700)" in card
+    assert "sensitivity there 25.0%, 25.0%, 25.0%, 25.0%" in card
+    metrics["baseline"]["external"]["source"] = "synthetic"
+    assert "a synthetic one, made by the phantom generator" in model_card(
+        metrics, SPLIT, default_params)

@@ -1,3 +1,4 @@
+import copy
 import subprocess
 import sys
 
@@ -53,6 +54,7 @@ def test_stage_stops_before_work_on_bad_params(tmp_path, params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "raw"
     proc = subprocess.run([sys.executable, "-m", "stages.acquire", "--out", str(out),
+                           "--masks", str(tmp_path / "masks"),
                            "--report", str(tmp_path / "r.json")], cwd=tmp_path,
                           env={"PATH": ""}, capture_output=True,
                           text=True)
@@ -60,3 +62,21 @@ def test_stage_stops_before_work_on_bad_params(tmp_path, params):
     assert "error: params.yaml: `sampler` must be one of none, weighted" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists() and not (tmp_path / "r.json").exists()
+
+
+def test_masks_and_external_params_are_checked(params):
+    params["data"]["source"] = "folder"
+    with pytest.raises(CxrError, match="masks.source is synthetic but data.source is folder"):
+        validate(copy.deepcopy(params))
+    params["masks"]["source"] = "folder"
+    params["masks"]["path"] = ""
+    with pytest.raises(CxrError, match="`masks.path` is empty"):
+        validate(copy.deepcopy(params))
+    params["masks"]["source"] = "v7labs"
+    params["external"]["source"] = "hospital"
+    with pytest.raises(CxrError, match="external.source"):
+        validate(copy.deepcopy(params))
+    params["external"]["source"] = "synthetic"
+    params["segment"]["hflip"] = "yes"
+    with pytest.raises(CxrError, match="segment.hflip"):
+        validate(copy.deepcopy(params))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -19,6 +20,7 @@ from helpers import tree_digest
 pytestmark = pytest.mark.e2e
 MODELS = ("baseline", "balanced", "cnn11", "resnet34")
 OUTPUTS = ("data/", "models/", "dvclive/", "eval/", "metrics/", "reports/")  # made by dvc repro
+INPUTS = ("data/v7labs_lung_masks.csv",)  # ships with the project, among the outputs
 
 
 def run(repo: Path, *args: str) -> str:
@@ -44,7 +46,7 @@ def repo(tmp_path_factory) -> Path:
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
-        if (ROOT / rel).is_file() and not rel.startswith(OUTPUTS):
+        if (ROOT / rel).is_file() and (not rel.startswith(OUTPUTS) or rel in INPUTS):
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, repo / rel)
     params = tiny_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()))
@@ -85,7 +87,18 @@ def test_repro_writes_all_metrics_and_leaves_status_clean(repo):
     assert "| CNN8 (`baseline`) | 76% |" in summary and "| 156 |" in summary
     assert summary.count("McNemar") >= 1 and "`cnn11` → `resnet34`" in summary
     audit = json.loads((repo / "metrics" / "cnn11.json").read_text())["audit"]
-    assert set(audit) == {"clean", "centre_removed", "centre_only", "border_only", "saliency"}
+    assert set(audit) == {"clean", "centre_removed", "centre_only", "border_only",
+                          "lungs_removed", "lungs_only", "saliency"}
+    external = json.loads((repo / "metrics" / "cnn11.json").read_text())["external"]
+    assert external["source"] == "synthetic" and external["images"] == 24
+    assert external["tn"] + external["fp"] + external["fn"] + external["tp"] == 24
+    assert set(external["strata"]) == {"under_18", "view_AP", "view_PA"}
+    assert set(external["audit"]) == {"clean", "lungs_removed", "lungs_only", "saliency"}
+    segment = json.loads((repo / "metrics" / "segment.json").read_text())
+    assert segment["test"]["with_mask"] == 32 and 0 <= segment["test"]["dice_mean"] <= 1
+    lungs = np.load(repo / "data/lungs/external.npy")
+    assert lungs.shape == (24, 48, 48) and set(np.unique(lungs)) <= {0, 1}
+    assert "## Another hospital" in summary
     assert audit["clean"]["roc_auc"] == json.loads(
         (repo / "metrics" / "cnn11.json").read_text())["test"]["roc_auc"]
     shortcuts = json.loads((repo / "metrics" / "shortcuts.json").read_text())
@@ -148,7 +161,8 @@ def test_status_sees_code_and_seed_changes(repo):
     original = init.read_text()
     try:
         init.write_text(original + "# edited\n")
-        assert stale(repo) == {"acquire", "prepare", "shortcuts", "train_baseline",
+        assert stale(repo) == {"acquire", "prepare", "shortcuts", "external", "segment",
+                               "train_baseline",
                                "train_balanced", "train_cnn11", "finetune_resnet34",
                                *(f"evaluate@{m}" for m in MODELS), "report"}
     finally:
@@ -159,7 +173,7 @@ def test_status_sees_code_and_seed_changes(repo):
         params = yaml.safe_load(original)
         params["seed"] = 7
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-        assert stale(repo) == {"train_baseline", "train_balanced", "train_cnn11",
+        assert stale(repo) == {"segment", "train_baseline", "train_balanced", "train_cnn11",
                                "finetune_resnet34", *(f"evaluate@{m}" for m in MODELS), "report"}
     finally:
         params_file.write_text(original)

@@ -5,7 +5,7 @@ import pytest
 
 from cxr import MODELS
 from cxr.metrics import mcnemar_p
-from cxr.report import audit_section, compare, load_metrics, summary
+from cxr.report import audit_section, compare, external_section, load_metrics, summary
 
 from helpers import metrics_file, write_predictions
 
@@ -69,16 +69,19 @@ def test_audit_section_reports_ablation_saliency_and_the_acquisition_baseline():
         region = {"roc_auc": 0.80 + i / 100, "sensitivity": 0.5, "specificity": 0.75}
         metrics[name] = {"audit": {
             "clean": {"roc_auc": 0.95, "sensitivity": 0.9, "specificity": 0.8},
-            "centre_removed": region, "centre_only": region,
+            "centre_removed": {**region, "roc_auc": 0.9}, "centre_only": region,
             "border_only": {**region, "roc_auc": 0.70 + i / 100},
+            "lungs_removed": region, "lungs_only": {**region, "roc_auc": 0.6},
             "saliency": {"box_area": 0.56, "share_in_box_predicted_normal": 0.7,
                          "share_in_box_predicted_pneumonia": 0.4 if name == "resnet34"
-                         else None}}}
+                         else None, "lungs_area": 0.33, "share_in_lungs_predicted_normal": 0.6,
+                         "share_in_lungs_predicted_pneumonia": 0.5}}}
     shortcuts = {"metadata": {"val_roc_auc": 0.9, "test_roc_auc": 0.834},
                  "laplacian": {"test_roc_auc": 0.827}}
     text = "\n".join(audit_section(metrics, shortcuts))
-    assert ("| `cnn11` | 0.950 (90% / 80%) | 0.820 (50% / 75%) | 0.820 (50% / 75%) | "
-            "0.720 (50% / 75%) | 70.0% | – | 56% |") in text
+    assert ("| `cnn11` | 0.950 (90% / 80%) | 0.900 (50% / 75%) | 0.820 (50% / 75%) | "
+            "0.720 (50% / 75%) | 0.820 (50% / 75%) | 0.600 (50% / 75%) | 70.0% / – (56%) | "
+            "60.0% / 50.0% (33%) |") in text
     assert "keep ROC AUC 0.800–0.830 (highest: `resnet34`)" in text
     assert "border bands alone they reach 0.700–0.730" in text
     assert "0.834 on test" in text and "0.827 on test" in text
@@ -97,9 +100,46 @@ def test_audit_verdict_follows_the_lungs_removed_auc(removed, phrase):
     for name, auc in zip(MODELS, removed, strict=True):
         region = {"roc_auc": auc, "sensitivity": 0.5, "specificity": 0.5}
         metrics[name] = {"audit": {
-            **{r: region for r in ("clean", "centre_removed", "centre_only", "border_only")},
+            **{r: region for r in ("clean", "centre_only", "border_only", "lungs_removed",
+                                   "lungs_only")},
+            "centre_removed": {**region, "roc_auc": 0.99},  # the verdict reads the lungs
             "saliency": {"box_area": 0.56, "share_in_box_predicted_normal": 0.6,
-                         "share_in_box_predicted_pneumonia": 0.6}}}
+                         "share_in_box_predicted_pneumonia": 0.6, "lungs_area": 0.3,
+                         "share_in_lungs_predicted_normal": 0.6,
+                         "share_in_lungs_predicted_pneumonia": 0.6}}}
     shortcuts = {"metadata": {"val_roc_auc": 0.5, "test_roc_auc": 0.5},
                  "laplacian": {"test_roc_auc": 0.5}}
     assert phrase in "\n".join(audit_section(metrics, shortcuts))
+
+
+def test_external_section_from_hand_made_metrics():
+    audit = {r: {"roc_auc": 0.5, "sensitivity": 0.5, "specificity": 0.5}
+             for r in ("clean", "lungs_removed", "lungs_only")}
+    audit["saliency"] = {"box_area": 0.56, "share_in_box_predicted_normal": 0.6,
+                         "share_in_box_predicted_pneumonia": 0.6, "lungs_area": 0.3,
+                         "share_in_lungs_predicted_normal": 0.2,
+                         "share_in_lungs_predicted_pneumonia": None}
+    metrics = {name: {"test": {"roc_auc": 0.95}, "external": {
+        "source": "folder", "images": 538, "patients": 301, "prevalence": 0.4888,
+        "mean_probability": 0.91, "roc_auc": 0.55 + i / 100, "sensitivity": 0.97,
+        "specificity": 0.05, "brier": 0.41, "ece": 0.42,
+        "ci95": {"roc_auc": {"lo": 0.5, "hi": 0.6 + i / 100}},
+        "strata": {"under_18": {"images": 49, "roc_auc": 0.7},
+                   "view_AP": {"images": 330, "roc_auc": None}},
+        "audit": audit}} for i, name in enumerate(MODELS)}
+    shortcuts = {"external": {"folds": 5, "metadata_roc_auc_cv": 0.66,
+                              "laplacian_roc_auc_best_direction": 0.61}}
+    text = "\n".join(external_section(metrics, shortcuts))
+    assert "538 images of 301 patients (49% PNEUMONIA)" in text
+    assert "Synthetic" not in text
+    assert ("| `cnn11` | 0.570 (0.500–0.620) | 0.950 | 97.0% | 5.0% | 0.91 / 0.49 | 0.410 | "
+            "0.420 | 49, 0.700 | 330, – |") in text
+    assert "under 18: images, ROC AUC | view AP: images, ROC AUC |" in text
+    assert "5 patient folds within these images, reaches ROC AUC 0.660" in text
+    assert "| model | clean | lungs removed | lungs only | Grad-CAM share in box" in text
+    assert ("| `cnn11` | 0.500 (50% / 50%) | 0.500 (50% / 50%) | 0.500 (50% / 50%) | "
+            "60.0% / 60.0% (56%) | 20.0% / – (30%) |") in text
+    assert text.count("![Grad-CAM at the other hospital") == 4
+    for m in metrics.values():
+        m["external"]["source"] = "synthetic"
+    assert "**Synthetic**" in "\n".join(external_section(metrics, shortcuts))
