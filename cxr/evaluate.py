@@ -94,10 +94,18 @@ def load_external(folder: str | Path, size: int) -> tuple[Split, list[dict]]:
 STRATUM_KEYS = ("roc_auc", "sensitivity", "specificity")
 
 
+def _age(value) -> float:
+    """Years from a metadata cell; NaN where it is empty or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def strata(rows: list[dict]) -> dict[str, np.ndarray]:
     """Subsets the metadata allows: under 18 (where ages are given) and each view (AP, PA)."""
     out = {}
-    ages = [float(r["age"]) if str(r.get("age", "")).strip() else np.nan for r in rows]
+    ages = [_age(r.get("age", "")) for r in rows]
     if np.isfinite(ages).any():
         out["under_18"] = np.array([a < 18 for a in ages])
     for view in ("AP", "PA"):

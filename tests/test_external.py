@@ -89,7 +89,7 @@ def test_external_metrics_by_hand():
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.1, 0.6, 0.3, 0.7, 0.4, 0.9])
     rows = [{"patient": f"p{i}", "age": age, "view": view} for i, (age, view) in enumerate(
-        [(5, "AP"), (40, "PA"), (70, "PA"), (10, "AP"), (12, "PA"), ("", "AP")])]
+        [(5, "AP"), (40, "PA"), (70, "PA"), ("10", "AP"), (12, "PA"), ("unknown", "AP")])]
     m = external_metrics(y, p, 0.5, rows, n_boot=200, seed=0)
     assert m["roc_auc"] == pytest.approx(8 / 9)
     assert m["sensitivity"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(2 / 3)
