@@ -138,7 +138,10 @@ def load_segmenter(path: str | Path) -> tuple[UNet, int]:
     path = Path(path)
     if not path.is_file():
         raise CxrError(f"{path}: segmenter not found; run `dvc repro segment`.")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CxrError(f"{path}: not a readable checkpoint ({err}).") from None
     if not isinstance(ckpt, dict) or ckpt.get("arch") != "unet":
         raise CxrError(f"{path}: not a segmenter checkpoint of this project.")
     model = UNet(**ckpt["config"])

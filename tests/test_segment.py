@@ -78,3 +78,21 @@ def test_unet_learns_the_phantoms_lungs():
     assert score > 0.9, score
     assert before < 0.7
     assert sum(p.numel() for p in model.parameters()) < 50_000
+
+
+def test_segmenter_checkpoint_round_trip(tmp_path):
+    """Saved and loaded with weights_only: the same masks; a classifier checkpoint is refused."""
+    from cxr import CxrError
+    from cxr.segment import load_segmenter, save_segmenter
+    torch.manual_seed(0)
+    model = UNet(4, 2).eval()
+    save_segmenter(tmp_path / "seg.pt", model, {"width": 4, "depth": 2}, 16)
+    loaded, size = load_segmenter(tmp_path / "seg.pt")
+    images = phantoms(4, 5, 16)[0]
+    cpu = torch.device("cpu")
+    assert size == 16
+    assert np.array_equal(predict_masks(model, images, 32, cpu),
+                          predict_masks(loaded, images, 32, cpu))
+    torch.save({"arch": "cnn8", "state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CxrError, match="not a segmenter checkpoint"):
+        load_segmenter(tmp_path / "other.pt")
