@@ -103,15 +103,32 @@ def build_model(arch: str, **config) -> nn.Module:
     return ARCHS[arch](**config)
 
 
-def read_state_dict(path: str | Path) -> dict:
-    """torch.load with weights_only=True, unwrapping {"state_dict": ...} checkpoints."""
+def load_file(path: str | Path, missing: str,
+              unreadable: str = "not a readable checkpoint") -> object:
+    """torch.load(path, weights_only=True) onto the CPU; a CxrError `{path}: {missing}` where
+    the file is absent and `{path}: {unreadable} (why)` where it cannot be read."""
     path = Path(path)
     if not path.is_file():
-        raise CxrError(f"{path}: weights file not found.")
+        raise CxrError(f"{path}: {missing}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and unsafe-type errors all mean the same here
-        raise CxrError(f"{path}: cannot be read as a PyTorch weights file ({err}).") from None
+        raise CxrError(f"{path}: {unreadable} ({err}).") from None
+
+
+def save_file(path: str | Path, obj: dict) -> None:
+    """torch.save through a temporary file and a rename: never half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def read_state_dict(path: str | Path) -> dict:
+    """torch.load with weights_only=True, unwrapping {"state_dict": ...} checkpoints."""
+    obj = load_file(path, "weights file not found.",
+                    "cannot be read as a PyTorch weights file")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -166,26 +183,16 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: dict,
     `preprocess` (prepare.resize and prepare.lowpass);
     `trained_hflip`: the probability of a horizontal flip in training (test-time flips are
     only tried for models that saw flipped images)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"arch": arch, "config": config, "image_size": image_size,
-                "cache_size": cache_size, "info": info or {}, "trained_hflip": trained_hflip,
-                "preprocess": preprocess or {"resize": "stretch", "lowpass": 0.0},
-                "state_dict": state}, tmp)
-    tmp.replace(path)
+    save_file(path, {"arch": arch, "config": config, "image_size": image_size,
+                     "cache_size": cache_size, "info": info or {}, "trained_hflip": trained_hflip,
+                     "preprocess": preprocess or {"resize": "stretch", "lowpass": 0.0},
+                     "state_dict": state})
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     """(model in eval mode, metadata) from a checkpoint written by save_checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise CxrError(f"{path}: checkpoint not found; train it with `dvc repro`.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CxrError(f"{path}: not a readable checkpoint ({err}).") from None
+    ckpt = load_file(path, "checkpoint not found; train it with `dvc repro`.")
     if not isinstance(ckpt, dict) or not {"arch", "state_dict", "image_size"} <= set(ckpt):
         raise CxrError(f"{path}: not a checkpoint of this project (expected arch, config, "
                        "image_size and state_dict).")

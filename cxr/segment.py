@@ -18,6 +18,7 @@ from cxr.atomic import atomic_dir
 from cxr.external import read_external
 from cxr.inputs import batches, input_side, resize, to_input
 from cxr.masks import reference_masks
+from cxr.models import load_file, save_file
 from cxr.prepared import SPLITS, read_manifest, read_preprocess
 from cxr.train import seed_everything, select_device
 
@@ -124,24 +125,14 @@ def train_segmenter(images: torch.Tensor, masks: np.ndarray, val_images: torch.T
 
 
 def save_segmenter(path: str | Path, model: UNet, cfg: dict, input_size: int) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"arch": "unet", "config": {"width": cfg["width"], "depth": cfg["depth"]},
-                "image_size": input_size,
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
-    tmp.replace(path)
+    save_file(path, {"arch": "unet", "config": {"width": cfg["width"], "depth": cfg["depth"]},
+                     "image_size": input_size,
+                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
 
 
 def load_segmenter(path: str | Path) -> tuple[UNet, int]:
     """(U-Net in eval mode, its input side) from `save_segmenter`'s file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CxrError(f"{path}: segmenter not found; run `dvc repro segment`.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CxrError(f"{path}: not a readable checkpoint ({err}).") from None
+    ckpt = load_file(path, "segmenter not found; run `dvc repro segment`.")
     if not isinstance(ckpt, dict) or ckpt.get("arch") != "unet":
         raise CxrError(f"{path}: not a segmenter checkpoint of this project.")
     model = UNet(**ckpt["config"])

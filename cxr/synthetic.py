@@ -132,14 +132,9 @@ def _patients(rng: np.random.Generator, n_images: int, normal_fraction: float):
             left -= n
 
 
-def _save(pixels: np.ndarray, mask: np.ndarray, path: Path, masks: Path | None,
-          rel: str) -> None:
+def _write(path: Path, pixels: np.ndarray, **options) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels, mode="L").save(path, quality=92)
-    if masks is not None:  # the lung masks' layout: <split>/<CLASS>/<stem>.png, 255 = lung
-        out = masks / Path(rel).with_suffix(".png")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(out)
+    Image.fromarray(pixels, mode="L").save(path, **options)
 
 
 def generate(root: str | Path, n_train: int, n_test: int, image_size: int, seed: int,
@@ -165,8 +160,10 @@ def generate(root: str | Path, n_train: int, n_test: int, image_size: int, seed:
                     person += 1
                     name = f"person{patient}_{pathogen}_{person}"
                 pixels, lung = render(rng, anatomy, image_size, pathogen, split, lesion_gain)
-                rel = f"{split}/{label}/{name}.jpeg"
-                _save(pixels, lung, root / rel, masks, rel)
+                rel = Path(split, label, f"{name}.jpeg")
+                _write(root / rel, pixels, quality=92)
+                if masks is not None:  # the lung masks' layout: <split>/<CLASS>/<stem>.png
+                    _write(masks / rel.with_suffix(".png"), lung.astype(np.uint8) * 255)
                 count += 1
     return count
 
@@ -188,7 +185,7 @@ def generate_external(root: str | Path, n: int, image_size: int, seed: int,
             ap = bool(rng.random() < EXTERNAL_AP[label])
             pixels, _ = render(rng, anatomy, image_size, pathogen, "external", lesion_gain, ap)
             rel = f"{label}/{patient:05d}_{k:03d}.png"
-            _save(pixels, pixels, root / rel, None, rel)
+            _write(root / rel, pixels)
             rows.append(f"{rel},{label},{patient},{age},{sex},{'AP' if ap else 'PA'}")
     (root / "metadata.csv").write_text("file,label,patient_id,age,sex,view\n"
                                        + "\n".join(rows) + "\n")
