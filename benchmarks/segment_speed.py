@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from cxr.commands import processor
-from cxr.segment import UNet
+from cxr.unet import UNet
 
 VARIANTS = [  # width, depth, input side, channels-last
     (8, 3, 64, False), (8, 3, 64, True), (16, 3, 64, True), (8, 4, 64, True),

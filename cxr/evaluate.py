@@ -14,14 +14,15 @@ import torch
 from dvclive import Live
 from torch.nn.functional import cross_entropy
 
-from cxr import CLASSES, CxrError
+from cxr import CLASSES
 from cxr.atomic import write_json
 from cxr.audit import audit_model
 from cxr.external import read_external
-from cxr.inputs import Split, input_side, load_split, resize
+from cxr.inputs import Split, load_split, make_split
 from cxr.metrics import binary_metrics, bootstrap_ci, choose_threshold, rounded
 from cxr.models import load_checkpoint, threshold_path
 from cxr.prepared import read_manifest
+from cxr.roi import roi_of
 from cxr.train import predict_logits, predict_proba, proba, select_device
 
 
@@ -39,8 +40,10 @@ class Scores:
     val_log_loss: dict[str, float]  # per candidate: "plain", and "flip" where it was tried
 
 
-def score_splits(params: dict, data_dir: str | Path, model_path: str | Path) -> Scores:
-    """Score val and test; fit the test-time flip and the threshold on val only.
+def score_splits(params: dict, data_dir: str | Path, model_path: str | Path,
+                 lungs_dir: str | Path) -> Scores:
+    """Score val and test (with their lung masks, in the model's `roi`); fit the test-time flip
+    and the threshold on val only.
 
     `evaluate.tta: auto` tries the flip only for models trained with horizontal flips (the
     others never saw mirrored anatomy or mirrored side markers) and keeps it where it lowers
@@ -51,7 +54,8 @@ def score_splits(params: dict, data_dir: str | Path, model_path: str | Path) -> 
     model, ckpt = load_checkpoint(model_path)
     model.to(device)
     size = ckpt["image_size"]
-    val, test = load_split(data_dir, "val", size), load_split(data_dir, "test", size)
+    val, test = (load_split(data_dir, split, size, lungs_dir, *roi_of(ckpt))
+                 for split in ("val", "test"))
     candidates = {"plain": predict_logits(model, val.images, device)}
     mode = cfg["tta"]
     if mode is True or (mode == "auto" and ckpt.get("trained_hflip", 0) > 0):
@@ -72,23 +76,12 @@ def disjoint_mask(data_dir: str | Path, test: Split) -> np.ndarray:
     return np.array([p not in seen for p in test.patients], dtype=bool)
 
 
-def load_lungs(masks_dir: str | Path, split: str, size: int) -> torch.Tensor:
-    """bool (N, size, size): the segmenter's masks of one split (`segment`), at the input's
-    size by the same resize as the images."""
-    path = Path(masks_dir) / f"{split}.npy"
-    if not path.is_file():
-        raise CxrError(f"{path}: not found; run `dvc repro segment` first.")
-    return resize(torch.from_numpy(np.load(path) * np.uint8(255)), size) >= 128
-
-
-def load_external(folder: str | Path, size: int) -> tuple[Split, list[dict]]:
-    """The external set as a Split at a model's input side, and its manifest rows."""
+def load_external(folder: str | Path, size: int, lungs_dir: str | Path | None = None,
+                  ckpt: dict | None = None) -> tuple[Split, list[dict]]:
+    """The external set as a Split at a model's input side (its masks and the checkpoint's
+    `roi` where given), and its manifest rows."""
     images, rows = read_external(folder)
-    images = torch.from_numpy(images)
-    return Split(resize(images, input_side(size, images.shape[-1])),
-                 torch.tensor([r["label"] for r in rows], dtype=torch.int64),
-                 [r["patient"] for r in rows], [""] * len(rows), int(images.shape[-1]),
-                 [r["file"] for r in rows]), rows
+    return make_split(images, rows, size, "external", lungs_dir, *roi_of(ckpt or {})), rows
 
 
 STRATUM_KEYS = ("roc_auc", "sensitivity", "specificity")
@@ -138,7 +131,7 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
                    out_dir: str | Path, metrics_path: str | Path, masks_dir: str | Path,
                    external_dir: str | Path) -> dict:
     cfg, seed = params["evaluate"], params["seed"]
-    s = score_splits(params, data_dir, model_path)
+    s = score_splits(params, data_dir, model_path, masks_dir)
     threshold, p_val, p_test = s.threshold, s.p_val, s.p_test
     y_val, y_test = s.val.labels.numpy(), s.test.labels.numpy()
     # In-sample: the threshold (and the flip) were fitted on these same validation images.
@@ -164,19 +157,18 @@ def evaluate_model(params: dict, data_dir: str | Path, model_path: str | Path,
     name, size = Path(model_path).stem, s.ckpt["image_size"]
     started = time.perf_counter()
     audit = audit_model(s.model, s.test, p_test, threshold, s.tta, s.device, params["audit"],
-                        load_lungs(masks_dir, "test", s.test.images.shape[-1]),
-                        f"{name}: Grad-CAM of the predicted class (test)", out_dir / "gradcam.png")
+                        s.test.lungs, f"{name}: Grad-CAM of the predicted class (test)",
+                        out_dir / "gradcam.png")
     print(f"audit (test): ablation and Grad-CAM in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
-    external, rows = load_external(external_dir, size)
+    external, rows = load_external(external_dir, size, masks_dir, s.ckpt)
     y_ext = external.labels.numpy()
     p_ext = predict_proba(s.model, external.images, s.device, s.tta)
     external_result = {
         "source": params["external"]["source"],
         **external_metrics(y_ext, p_ext, threshold, rows, cfg["n_boot"], seed),
         "audit": audit_model(s.model, external, p_ext, threshold, s.tta, s.device,
-                             params["audit"],
-                             load_lungs(masks_dir, "external", external.images.shape[-1]),
+                             params["audit"], external.lungs,
                              f"{name}: Grad-CAM of the predicted class (external)",
                              out_dir / "gradcam_external.png", box_regions=False)}
     print(f"external: scored and audited in {time.perf_counter() - started:.1f} s")

@@ -17,7 +17,7 @@ import numpy as np
 from cxr import CLASSES, CxrError
 from cxr.atomic import atomic_dir
 from cxr.images import IMAGE_EXTS, ImageError, acquisition, decode_gray
-from cxr.prepared import decode_many
+from cxr.prepared import DEFAULT_PREPROCESS, decode_many
 from cxr.synthetic import generate_external
 
 METADATA = "metadata.csv"
@@ -95,11 +95,12 @@ def scan_external(root: str | Path) -> list[dict]:
 
 def write_external_cache(raw: str | Path, out: str | Path, preprocess: dict,
                          workers: int = 0) -> int:
-    """external.npy (uint8, the Kermany cache's side, resize and low-pass) and manifest.csv."""
-    raw = Path(raw)
+    """external.npy (uint8, the Kermany cache's side, resize, low-pass and equalisation) and
+    manifest.csv."""
+    raw, pre = Path(raw), DEFAULT_PREPROCESS | preprocess
     rows = scan_external(raw)
-    images = decode_many([raw / r["file"] for r in rows], preprocess["image_size"], workers,
-                         preprocess["resize"], preprocess["lowpass"])
+    images = decode_many([raw / r["file"] for r in rows], pre["image_size"], workers,
+                         pre["resize"], pre["lowpass"], pre["equalize"])
     with atomic_dir(out) as tmp:
         np.save(tmp / "external.npy", images)
         with (tmp / "manifest.csv").open("w", newline="") as f:

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
 
 IMAGE_EXTS = (".jpeg", ".jpg", ".png")
 RESIZE_MODES = ("stretch", "pad", "crop")
@@ -56,13 +56,15 @@ def check_preprocess(resize: str, lowpass: float) -> None:
 
 
 def decode_gray(source: str | Path | bytes, size: int | None = None, resize: str = "stretch",
-                lowpass: float = 0.0) -> np.ndarray:
+                lowpass: float = 0.0, equalize: bool = False) -> np.ndarray:
     """Fully decode `source` (a path or the file's bytes) to a uint8 (H, W) array.
 
     With `size`: made square by `resize` (stretch | pad | crop), resized to size x size, then
-    blurred by a Gaussian of sigma `lowpass` output pixels. The blur is the same for every
-    file whatever its resolution and JPEG quality, so it evens out the fine texture in which
-    those differ. JPEGs are first decoded at a reduced DCT scale (`Image.draft`), several times
+    blurred by a Gaussian of sigma `lowpass` output pixels, then, with `equalize`, given a flat
+    grey-level histogram (PIL's `ImageOps.equalize`). The blur is the same for every file
+    whatever its resolution and JPEG quality, so it evens out the fine texture in which those
+    differ; equalisation evens out exposure and contrast, which differ between devices and
+    sites. JPEGs are first decoded at a reduced DCT scale (`Image.draft`), several times
     faster on full-resolution X-rays.
     """
     check_preprocess(resize, lowpass)
@@ -83,6 +85,8 @@ def decode_gray(source: str | Path | bytes, size: int | None = None, resize: str
                     gray = gray.resize((size, size), Image.Resampling.BILINEAR)
                 if lowpass > 0:
                     gray = gray.filter(ImageFilter.GaussianBlur(lowpass))
+                if equalize:
+                    gray = ImageOps.equalize(gray)
             return np.asarray(gray, dtype=np.uint8).copy()
     except UnidentifiedImageError:
         raise ImageError("not an image (unidentified format)") from None

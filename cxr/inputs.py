@@ -13,6 +13,7 @@ from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from cxr import CxrError
 from cxr.prepared import read_manifest
+from cxr.roi import apply_roi
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Split:
     pathogens: list[str]
     cache_size: int  # side of the cached images these were resized from
     paths: list[str] = field(default_factory=list)  # relative to the raw dataset root
+    lungs: torch.Tensor | None = None  # (N, H, W) bool: the segmenter's masks, moved with `roi`
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -41,23 +43,56 @@ def resize(images: torch.Tensor, size: int, chunk: int = 512) -> torch.Tensor:
     return torch.cat(out) if out else images.new_empty((0, size, size))
 
 
-def load_split(folder: str | Path, split: str, size: int | None = None) -> Split:
-    """One split of the cache, resized to `size`, or as cached where the cache is smaller
-    (never upsampled: `input_side`)."""
+def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """bool (N, H, W) masks resized as the images are, cut at half."""
+    return resize(masks.to(torch.uint8) * 255, size) >= 128
+
+
+def read_lungs(folder: str | Path, split: str, count: int) -> torch.Tensor:
+    """bool (N, S, S): the segmenter's masks of one split (`segment`), at the cache's side."""
+    path = Path(folder) / f"{split}.npy"
+    if not path.is_file():
+        raise CxrError(f"{path}: not found; run `dvc repro segment` first.")
+    lungs = torch.from_numpy(np.load(path)).bool()
+    if len(lungs) != count:
+        raise CxrError(f"{path}: {len(lungs)} masks for {count} {split} images; rerun "
+                       "`dvc repro segment`.")
+    return lungs
+
+
+def make_split(images: np.ndarray, rows: list[dict], size: int | None, split: str,
+               lungs_dir: str | Path | None = None, roi: str = "full",
+               margin: float = 0.0) -> Split:
+    """A Split of cached uint8 images and their manifest rows (label, patient, and pathogen
+    and path where given): with `lungs_dir`, the split's lung masks are read and `roi`
+    applied at the cache's side; then images and masks are resized to `size`, or kept as
+    cached where the cache is smaller (never upsampled: `input_side`)."""
+    if len(rows) != len(images):
+        raise CxrError(f"{split}: the manifest lists {len(rows)} images but the cache holds "
+                       f"{len(images)}; rerun `dvc repro`.")
+    tensor, lungs = torch.from_numpy(images), None
+    if lungs_dir is not None:
+        tensor, lungs = apply_roi(tensor, read_lungs(lungs_dir, split, len(tensor)), roi, margin)
+    elif roi != "full":
+        raise CxrError(f"prepare.roi={roi} needs the segmenter's lung masks (stage segment).")
+    cache_size = int(images.shape[-1])
+    side = input_side(size, cache_size)
+    return Split(resize(tensor, side), torch.tensor([r["label"] for r in rows], dtype=torch.int64),
+                 [r["patient"] for r in rows], [r.get("pathogen", "") for r in rows], cache_size,
+                 [r.get("path", r.get("file", "")) for r in rows],
+                 None if lungs is None else resize_masks(lungs, side))
+
+
+def load_split(folder: str | Path, split: str, size: int | None = None,
+               lungs_dir: str | Path | None = None, roi: str = "full",
+               margin: float = 0.0) -> Split:
+    """One split of the cache as `make_split` makes it."""
     folder = Path(folder)
     path = folder / f"{split}.npy"
     if not path.is_file():
         raise CxrError(f"{path}: not found; run `dvc repro prepare` first.")
     rows = [r for r in read_manifest(folder) if r["split"] == split]
-    images = torch.from_numpy(np.load(path))
-    if len(rows) != len(images):
-        raise CxrError(f"{folder}: manifest.csv lists {len(rows)} {split} images but {path} "
-                       f"holds {len(images)}; rerun `dvc repro prepare`.")
-    cache_size = int(images.shape[-1])
-    return Split(resize(images, input_side(size, cache_size)),
-                 torch.tensor([r["label"] for r in rows], dtype=torch.int64),
-                 [r["patient"] for r in rows], [r["pathogen"] for r in rows], cache_size,
-                 [r["path"] for r in rows])
+    return make_split(np.load(path), rows, size, split, lungs_dir, roi, margin)
 
 
 def input_side(image_size: int | None, cache_size: int) -> int:
@@ -138,8 +173,26 @@ def random_intensity(x: torch.Tensor, aug: dict, generator: torch.Generator) -> 
     return x.clamp(0, 1).pow(torch.exp(uniform(aug["gamma"])))
 
 
+def erase_borders(x: torch.Tensor, p: float, width: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Per sample and per edge (top, bottom, left, right), with probability `p`, a strip of
+    up to `width` of the side filled with the mean of the image: markers, text and collimation
+    edges sit there, and a model that cannot count on them must look inward."""
+    if p <= 0 or width <= 0:
+        return x
+    n, side = x.shape[0], x.shape[-1]
+    depth = (torch.rand(n, 4, generator=generator) * width * side).round().long()
+    depth *= torch.rand(n, 4, generator=generator) < p
+    pos = torch.arange(side)
+    rows = (pos < depth[:, 0, None]) | (pos >= side - depth[:, 1, None])  # (n, side)
+    cols = (pos < depth[:, 2, None]) | (pos >= side - depth[:, 3, None])
+    erase = (rows[:, :, None] | cols[:, None, :])[:, None].to(x.device)
+    return torch.where(erase, x.mean(dim=(1, 2, 3), keepdim=True), x)
+
+
 def augment_batch(x: torch.Tensor, aug: dict, generator: torch.Generator) -> torch.Tensor:
-    return random_intensity(random_affine(x, aug, generator), aug, generator)
+    x = random_intensity(random_affine(x, aug, generator), aug, generator)
+    return erase_borders(x, aug.get("erase_border", 0.0), aug.get("erase_width", 0.0), generator)
 
 
 def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -177,17 +177,19 @@ def cam_layer(model: nn.Module) -> nn.Module:
 
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: dict,
                     image_size: int, cache_size: int, info: dict | None = None,
-                    trained_hflip: float = 0.0, preprocess: dict | None = None) -> None:
+                    trained_hflip: float = 0.0, preprocess: dict | None = None,
+                    segmenter: dict | None = None) -> None:
     """`image_size`: the model's input side; `cache_size`: the side images were first decoded
     to (prepare.image_size) before being resized to it, which predict repeats, as it repeats
-    `preprocess` (prepare.resize and prepare.lowpass);
+    `preprocess` (prepare.resize, lowpass, equalize, roi and roi_margin) and, for a lung
+    region, runs `segmenter` (the U-Net's saved dict, see `cxr.segment`);
     `trained_hflip`: the probability of a horizontal flip in training (test-time flips are
     only tried for models that saw flipped images)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_file(path, {"arch": arch, "config": config, "image_size": image_size,
                      "cache_size": cache_size, "info": info or {}, "trained_hflip": trained_hflip,
                      "preprocess": preprocess or {"resize": "stretch", "lowpass": 0.0},
-                     "state_dict": state})
+                     "state_dict": state, **({"segmenter": segmenter} if segmenter else {})})
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:

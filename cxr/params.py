@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from cxr import MODELS, CxrError
+from cxr import MODELS, ROI_MODES, CxrError
 from cxr.images import RESIZE_MODES
 
 SAMPLERS = ("none", "weighted")
@@ -80,6 +80,8 @@ def _augment(p: dict, key: str) -> None:
     _number(p, f"{key}.brightness", 0, 1)
     _number(p, f"{key}.contrast", 0, 1, open_high=True)
     _number(p, f"{key}.gamma", 0, 2)
+    _number(p, f"{key}.erase_border", 0, 1)
+    _number(p, f"{key}.erase_width", 0, 0.5)
 
 
 def validate(p: dict) -> dict:
@@ -131,6 +133,7 @@ def validate(p: dict) -> dict:
     _number(p, "segment.lr", 0, inf, open_low=True)
     if not isinstance(get(p, "segment.hflip"), bool):
         raise _fail("segment.hflip", "true or false", p["segment"]["hflip"])
+    _int(p, "segment.seed", 0)
 
     _number(p, "prepare.val_fraction", 0, 1, open_low=True, open_high=True)
     _int(p, "prepare.seed", 0)
@@ -138,6 +141,10 @@ def validate(p: dict) -> dict:
     _int(p, "prepare.workers", 0)
     _choice(p, "prepare.resize", RESIZE_MODES)
     _number(p, "prepare.lowpass", 0, 10)
+    if not isinstance(get(p, "prepare.equalize"), bool):
+        raise _fail("prepare.equalize", "true or false", p["prepare"]["equalize"])
+    _choice(p, "prepare.roi", ROI_MODES)
+    _number(p, "prepare.roi_margin", 0, 0.5)
 
     for section in (*CNN_SECTIONS, "resnet34"):
         if section != "baseline":  # the baseline's sampler is the top-level `sampler`

@@ -3,8 +3,9 @@
     cxr-predict --model models/resnet34.pt PATH [PATH ...] [--json]
 
 PATHs are image files or folders (searched recursively for .jpeg/.jpg/.png), decoded as
-`prepare` decoded the training images (the checkpoint records prepare.resize and
-prepare.lowpass). For each image:
+`prepare` decoded the training images (the checkpoint records prepare.resize, lowpass and
+equalize) and, for a lung-region model (prepare.roi), segmented by the U-Net its checkpoint
+carries and cut to the lungs as in training. For each image:
 the pneumonia probability, the label at the model's validation-fitted threshold and input-quality
 flags. The threshold, and whether scores average in the mirror image, come from
 <checkpoint>.threshold.json beside it (written by `evaluate`), so predict scores exactly as the
@@ -28,7 +29,10 @@ from cxr import CLASSES, CxrError
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
 from cxr.inputs import resize
 from cxr.models import load_checkpoint, threshold_path
+from cxr.prepared import DEFAULT_PREPROCESS
+from cxr.roi import apply_roi, roi_of
 from cxr.train import predict_proba, select_device
+from cxr.unet import build_segmenter, segment_images
 
 
 def find_images(paths: list[Path]) -> list[Path]:
@@ -73,15 +77,15 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
               "`dvc repro` to fit them on validation.", file=sys.stderr)
     threshold, tta = fitted["threshold"], bool(fitted.get("tta", False))
     cache_size = ckpt.get("cache_size", ckpt["image_size"])
-    pre = ckpt.get("preprocess", {})  # as `prepare` made the training pixels
-    resize_mode, lowpass = pre.get("resize", "stretch"), pre.get("lowpass", 0.0)
+    pre = DEFAULT_PREPROCESS | ckpt.get("preprocess", {})  # as `prepare` made the pixels
     rows, decoded, arrays = [], [], []
     for path in find_images(paths):
         row = {"path": str(path), "probability": None, "label": None, "threshold": threshold,
                "tta": tta}
         try:
             data = path.read_bytes()
-            arrays.append(decode_gray(data, cache_size, resize_mode, lowpass))
+            arrays.append(decode_gray(data, cache_size, pre["resize"], pre["lowpass"],
+                                      pre["equalize"]))
             row["flags"] = quality_flags(data, min_size, max_aspect, max_color)
             decoded.append(row)
         except (ImageError, OSError) as err:
@@ -89,7 +93,13 @@ def predict(model_path: Path, paths: list[Path], min_size: int = 200, max_aspect
         rows.append(row)
     if arrays:
         dev = select_device(device)
-        images = resize(torch.from_numpy(np.stack(arrays)), ckpt["image_size"])
+        images = torch.from_numpy(np.stack(arrays))
+        roi, margin = roi_of(ckpt)
+        if roi != "full":
+            segmenter, seg_size = build_segmenter(ckpt["segmenter"])
+            lungs = segment_images(segmenter.to(dev), seg_size, images, dev)
+            images, _ = apply_roi(images, lungs, roi, margin)
+        images = resize(images, ckpt["image_size"])
         probs = predict_proba(model.to(dev), images, dev, tta)
         for row, p in zip(decoded, probs, strict=True):
             row["probability"] = float(p)  # exactly as in eval/<model>/predictions.csv

@@ -30,12 +30,12 @@ def cache_side(records: list[Record], image_size: int) -> int:
 
 
 def decode_many(paths: list[Path], size: int, workers: int = 0, resize: str = "stretch",
-                lowpass: float = 0.0) -> np.ndarray:
+                lowpass: float = 0.0, equalize: bool = False) -> np.ndarray:
     """(N, size, size) uint8, decoded in parallel processes (JPEG draft mode inside)."""
     out = np.empty((len(paths), size, size), dtype=np.uint8)
     workers = workers or os.cpu_count() or 1
     chunk = max(1, min(64, len(paths) // (workers * 4)))
-    decode = partial(decode_gray, size=size, resize=resize, lowpass=lowpass)
+    decode = partial(decode_gray, size=size, resize=resize, lowpass=lowpass, equalize=equalize)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = pool.map(decode, paths, chunksize=chunk)
         for i, arr in enumerate(tqdm(results, total=len(paths), desc=f"decode@{size}px",
@@ -45,10 +45,12 @@ def decode_many(paths: list[Path], size: int, workers: int = 0, resize: str = "s
 
 
 def write_cache(records: list[Record], raw_root: Path, out: Path, size: int,
-                workers: int = 0, resize: str = "stretch", lowpass: float = 0.0) -> None:
+                workers: int = 0, resize: str = "stretch", lowpass: float = 0.0,
+                equalize: bool = False) -> None:
     """Write {split}.npy, manifest.csv (row order = array order) and preprocess.json (how the
     pixels were made, which training copies into each checkpoint for `cxr.predict`)."""
-    write_json(out / PREPROCESS, {"image_size": size, "resize": resize, "lowpass": lowpass})
+    write_json(out / PREPROCESS, {"image_size": size, "resize": resize, "lowpass": lowpass,
+                                  "equalize": equalize})
     with (out / "manifest.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["index", *(x.name for x in fields(Record))])
         writer.writeheader()
@@ -57,7 +59,7 @@ def write_cache(records: list[Record], raw_root: Path, out: Path, size: int,
             for i, r in enumerate(rows):
                 writer.writerow({"index": i, **asdict(r)})
             arr = decode_many([raw_root / r.path for r in rows], size, workers, resize,
-                              lowpass)
+                              lowpass, equalize)
             np.save(out / f"{split}.npy", arr)
 
 
@@ -74,5 +76,7 @@ def read_manifest(folder: str | Path) -> list[dict]:
 def read_preprocess(folder: str | Path) -> dict:
     """How `prepare` made the cached pixels; caches older than the file were stretched."""
     path = Path(folder) / PREPROCESS
-    return json.loads(path.read_text()) if path.is_file() else {"resize": "stretch",
-                                                                 "lowpass": 0.0}
+    return {**DEFAULT_PREPROCESS, **(json.loads(path.read_text()) if path.is_file() else {})}
+
+
+DEFAULT_PREPROCESS = {"resize": "stretch", "lowpass": 0.0, "equalize": False}

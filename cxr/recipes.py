@@ -11,6 +11,7 @@ from cxr.inputs import load_split
 from cxr.models import ResNet34, build_model, pretrain, save_checkpoint
 from cxr.prepared import read_preprocess
 from cxr.train import Phase, fit, resolve_precision, seed_everything, select_device
+from cxr.unet import read_segmenter
 
 ARCHS = {"baseline": "cnn8", "balanced": "cnn8", "cnn11": "cnn11", "resnet34": "resnet34"}
 
@@ -34,13 +35,18 @@ def _phases(name: str, cfg: dict, model) -> list[Phase]:
 
 
 def train_model(name: str, params: dict, data_dir: str | Path, model_path: str | Path,
-                live_dir: str | Path) -> None:
+                live_dir: str | Path, lungs_dir: str | Path, segmenter: str | Path) -> None:
+    """Train one model on the cache, in the lung region `prepare.roi` (the masks in `lungs_dir`,
+    written by the segmenter at `segmenter`, which the checkpoint then carries for
+    `cxr-predict`)."""
     arch, cfg = ARCHS[name], params[name]
     generator = seed_everything(params["seed"])
     device = select_device(params["device"])
     precision = resolve_precision(params["precision"], device)
-    train = load_split(data_dir, "train", cfg["image_size"])
-    val = load_split(data_dir, "val", cfg["image_size"])
+    roi = {k: params["prepare"][k] for k in ("roi", "roi_margin")}
+    masks = None if roi["roi"] == "full" else lungs_dir
+    train, val = (load_split(data_dir, split, cfg["image_size"], masks, roi["roi"],
+                             roi["roi_margin"]) for split in ("train", "val"))
     image_size = int(train.images.shape[-1])  # input_side: never above the cache's side
     if image_size < cfg["image_size"]:
         print(f"{name}: input {image_size} px, the cache's side ({name}.image_size "
@@ -57,7 +63,7 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
     with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         live.log_params({"model": name, "arch": arch, "sampler": sampler, "device": device.type,
                          "precision": precision, "seed": params["seed"],
-                         "cache_size": train.cache_size, **cfg, "input_size": image_size,
+                         "cache_size": train.cache_size, **roi, **cfg, "input_size": image_size,
                          "train_images": len(train),
                          "val_images": len(val)})
         lrs = fit(model, train, val, phases, batch_size=cfg["batch_size"],
@@ -69,4 +75,5 @@ def train_model(name: str, params: dict, data_dir: str | Path, model_path: str |
         live.summary.update(info)
     save_checkpoint(model_path, model.cpu(), arch, config, image_size, train.cache_size, info,
                     trained_hflip=(augment or {}).get("hflip", 0.0),
-                    preprocess=read_preprocess(data_dir))
+                    preprocess=read_preprocess(data_dir) | roi,
+                    segmenter=None if masks is None else read_segmenter(segmenter))

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR
 
 from cxr import CxrError
@@ -18,39 +17,9 @@ from cxr.atomic import atomic_dir
 from cxr.external import read_external
 from cxr.inputs import batches, input_side, resize, to_input
 from cxr.masks import reference_masks
-from cxr.models import load_file, save_file
 from cxr.prepared import SPLITS, read_manifest, read_preprocess
 from cxr.train import seed_everything, select_device
-
-
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True),
-                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
-
-
-class UNet(nn.Module):
-    """U-Net (Ronneberger et al. 2015) with `depth` poolings and `width` channels at the top,
-    doubled per level; one logit per pixel (lung)."""
-
-    def __init__(self, width: int = 16, depth: int = 3) -> None:
-        super().__init__()
-        chans = [width * 2**i for i in range(depth + 1)]
-        pairs = list(zip(chans, chans[1:], strict=False))
-        self.down = nn.ModuleList([_block(1, chans[0])] + [_block(a, b) for a, b in pairs])
-        self.up = nn.ModuleList([_block(b + a, a) for a, b in pairs][::-1])
-        self.head = nn.Conv2d(chans[0], 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        for block, skip in zip(self.up, skips[-2::-1], strict=True):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = block(torch.cat([x, skip], 1))
-        return self.head(x)[:, 0]
+from cxr.unet import UNet, predict_masks, save_segmenter, segment_images
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -63,21 +32,6 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def mask_targets(masks: np.ndarray, size: int) -> torch.Tensor:
     """bool (N, S, S) masks as float (N, size, size) lung fractions in [0, 1]."""
     return resize(torch.from_numpy(masks.astype(np.uint8) * 255), size).float() / 255
-
-
-@torch.no_grad()
-def predict_masks(model: UNet, images: torch.Tensor, out_size: int, device: torch.device,
-                  batch_size: int = 128) -> np.ndarray:
-    """bool (N, out_size, out_size) lung masks of uint8 (N, H, W) images: logits upsampled
-    bilinearly to `out_size` (the cache's side) and cut at 0."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        logits = model(to_input(images[start:start + batch_size], device)).unsqueeze(1)
-        logits = F.interpolate(logits, size=(out_size, out_size), mode="bilinear",
-                               align_corners=False)
-        out.append((logits[:, 0] > 0).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, out_size, out_size), bool)
 
 
 def train_segmenter(images: torch.Tensor, masks: np.ndarray, val_images: torch.Tensor,
@@ -124,28 +78,12 @@ def train_segmenter(images: torch.Tensor, masks: np.ndarray, val_images: torch.T
     return model.eval(), history
 
 
-def save_segmenter(path: str | Path, model: UNet, cfg: dict, input_size: int) -> None:
-    save_file(path, {"arch": "unet", "config": {"width": cfg["width"], "depth": cfg["depth"]},
-                     "image_size": input_size,
-                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}})
-
-
-def load_segmenter(path: str | Path) -> tuple[UNet, int]:
-    """(U-Net in eval mode, its input side) from `save_segmenter`'s file."""
-    ckpt = load_file(path, "segmenter not found; run `dvc repro segment`.")
-    if not isinstance(ckpt, dict) or ckpt.get("arch") != "unet":
-        raise CxrError(f"{path}: not a segmenter checkpoint of this project.")
-    model = UNet(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), int(ckpt["image_size"])
-
-
 def segment_all(params: dict, data_dir: str | Path, masks_root: str | Path,
                 external_dir: str | Path, model_path: str | Path, out: str | Path) -> dict:
     """The `segment` stage: train, score Dice on val and test masks, write
     out/{train,val,test,external}.npy (uint8 0/1 at the cache's side); return the metrics."""
     cfg = params["segment"]
-    generator = seed_everything(params["seed"])
+    generator = seed_everything(cfg["seed"])
     device = select_device(params["device"])
     data_dir, resize_mode = Path(data_dir), read_preprocess(data_dir)["resize"]
     manifest = read_manifest(data_dir)
@@ -166,8 +104,8 @@ def segment_all(params: dict, data_dir: str | Path, masks_root: str | Path,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "val_dice_per_epoch": [round(d, 4) for d in history]}
     with atomic_dir(out) as tmp:
-        for split, x in inputs.items():
-            pred = predict_masks(model, x, side, device)
+        for split, x in images.items():
+            pred = segment_images(model, size, x, device).numpy()
             np.save(tmp / f"{split}.npy", pred.astype(np.uint8))
             report[split] = {"images": len(pred), "lung_area": round(float(pred.mean()), 4)}
             if split in ref:

@@ -30,7 +30,7 @@ def main() -> None:
               f"{cfg['image_size']}; images are never upsampled)")
     with atomic_dir(args.out) as tmp:
         write_cache(records, Path(args.raw), tmp, side, cfg["workers"], cfg["resize"],
-                    cfg["lowpass"])
+                    cfg["lowpass"], cfg["equalize"])
     write_json(args.report, report)
 
 

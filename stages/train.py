@@ -13,8 +13,11 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="folder written by `prepare`")
     parser.add_argument("--out", required=True, help="checkpoint to write")
     parser.add_argument("--live", required=True, help="dvclive folder")
+    parser.add_argument("--lungs", required=True, help="lung masks written by `segment`")
+    parser.add_argument("--segmenter", required=True, help="the segmenter that wrote them")
     args = parser.parse_args()
-    train_model(args.model, load_params(), args.data, args.out, args.live)
+    train_model(args.model, load_params(), args.data, args.out, args.live, args.lungs,
+                args.segmenter)
 
 
 if __name__ == "__main__":

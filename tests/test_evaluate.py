@@ -28,7 +28,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """The cache, and beside it what evaluate also reads: lung masks (the generator's, for
-    test; a box for the external images) and a small synthetic external set."""
+    val and test; a box for the external images) and a small synthetic external set."""
     root = tmp_path_factory.mktemp("evaluate")
     generate(root / "raw", n_train=120, n_test=40, image_size=48, seed=0, masks=root / "masks")
     records, _ = scan(root / "raw")
@@ -43,9 +43,10 @@ def prepared(tmp_path_factory):
                                                                 "seed": 1}}, 4.0, root / "ext")
     write_external_cache(root / "ext", root / "external", read_preprocess(root / "cache"), 1)
     (root / "lungs").mkdir()
-    test_rows = [r for r in read_manifest(root / "cache") if r["split"] == "test"]
-    np.save(root / "lungs/test.npy", reference_masks(test_rows, root / "masks", 48)[0]
-            .astype(np.uint8))
+    for split in ("val", "test"):
+        rows = [r for r in read_manifest(root / "cache") if r["split"] == split]
+        np.save(root / f"lungs/{split}.npy", reference_masks(rows, root / "masks", 48)[0]
+                .astype(np.uint8))
     box = np.zeros((30, 48, 48), np.uint8)
     box[:, 8:40, 6:42] = 1
     np.save(root / "lungs/external.npy", box)

@@ -9,8 +9,9 @@ from PIL import Image
 from cxr.images import decode_gray
 from cxr.inputs import resize
 from cxr.masks import read_mask, reference_masks
-from cxr.segment import UNet, dice, predict_masks, train_segmenter
+from cxr.segment import dice, train_segmenter
 from cxr.synthetic import _anatomy, render
+from cxr.unet import UNet, predict_masks
 
 W, H = 90, 60  # landscape, like Kermany's PNEUMONIA files
 REGION = (slice(5, 25), slice(5, 35))  # rows, cols: upper left, off-centre
@@ -83,7 +84,7 @@ def test_unet_learns_the_phantoms_lungs():
 def test_segmenter_checkpoint_round_trip(tmp_path):
     """Saved and loaded with weights_only: the same masks; a classifier checkpoint is refused."""
     from cxr import CxrError
-    from cxr.segment import load_segmenter, save_segmenter
+    from cxr.unet import load_segmenter, save_segmenter
     torch.manual_seed(0)
     model = UNet(4, 2).eval()
     save_segmenter(tmp_path / "seg.pt", model, {"width": 4, "depth": 2}, 16)
