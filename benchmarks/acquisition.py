@@ -1,20 +1,22 @@
 """How much acquisition signal each preprocessing option leaves in the cached pixels.
 
     python benchmarks/acquisition.py ../shared/data/chest_xray_fullres_sample [--size 128]
-        [--resize stretch pad crop] [--lowpass 0 1 2]
+        [--resize stretch pad crop] [--lowpass 0 1 2] [--equalize false true]
 
 For a Kaggle-layout folder: the metadata-only baseline (cxr.shortcuts) and, for every
-`prepare.resize` x `prepare.lowpass`, two pixel statistics of the cache a model would train on:
-the mean absolute Laplacian (texture: resolution, noise, JPEG) and the share of perfectly flat
-rows and columns (letterbox bands, which encode the aspect ratio). Each is scored as ROC AUC
-from 5-fold cross-validation grouped by patient (a logistic regression on the feature(s),
-out-of-fold scores), so folders without a test split (the full-resolution sample) work too.
-0.5 = no signal. Prints a Markdown table and the processor.
+`prepare.resize` x `prepare.lowpass` x `prepare.equalize`, three pixel statistics of the cache a
+model would train on: the mean absolute Laplacian (texture: resolution, noise, JPEG), the share
+of perfectly flat rows and columns (letterbox bands, which encode the aspect ratio) and the mean
+and spread of grey (exposure, contrast). Each is scored as ROC AUC from 5-fold cross-validation
+grouped by patient (a logistic regression on the feature(s), out-of-fold scores), so folders
+without a test split (the full-resolution sample) work too. 0.5 = no signal. Prints a Markdown
+table and the processor.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import numpy as np
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="cache side (prepare.image_size)")
     parser.add_argument("--resize", nargs="+", default=list(RESIZE_MODES), choices=RESIZE_MODES)
     parser.add_argument("--lowpass", type=float, nargs="+", default=[0.0, 1.0, 2.0])
+    parser.add_argument("--equalize", nargs="+", default=["false"], choices=("false", "true"))
     parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
     records, _ = scan(args.folder)
@@ -65,18 +68,19 @@ def main() -> None:
     for label, name in enumerate(("NORMAL", "PNEUMONIA")):
         q = np.percentile(aspect[y == label], [25, 50, 75])
         print(f"  width/height {name}: median {q[1]:.2f} (quartiles {q[0]:.2f}-{q[2]:.2f})")
-    print("\n| resize | lowpass | Laplacian energy | flat rows/cols | both | decode s |")
-    print("|---|---|---|---|---|---|")
-    for mode in args.resize:
-        for sigma in args.lowpass:
-            started = time.perf_counter()
-            images = decode_many(paths, args.size, args.workers, mode, sigma)
-            seconds = time.perf_counter() - started
-            lap, flat = laplacian_energy(images), flat_lines(images)
-            both = np.stack([lap, flat], axis=1)
-            print(f"| {mode} | {sigma} | {cv_auc(lap, y, groups):.3f} | "
-                  f"{cv_auc(flat, y, groups):.3f} | {cv_auc(both, y, groups):.3f} | "
-                  f"{seconds:.1f} |", flush=True)
+    print("\n| resize | lowpass | equalize | Laplacian energy | flat rows/cols | grey mean, sd "
+          "| all | decode s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode, sigma, equalize in itertools.product(args.resize, args.lowpass, args.equalize):
+        started = time.perf_counter()
+        images = decode_many(paths, args.size, args.workers, mode, sigma, equalize == "true")
+        seconds = time.perf_counter() - started
+        lap, flat = laplacian_energy(images), flat_lines(images)
+        grey = np.stack([images.mean(axis=(1, 2)), images.std(axis=(1, 2))], axis=1)
+        every = np.column_stack([lap, flat, grey])
+        print(f"| {mode} | {sigma} | {equalize} | {cv_auc(lap, y, groups):.3f} | "
+              f"{cv_auc(flat, y, groups):.3f} | {cv_auc(grey, y, groups):.3f} | "
+              f"{cv_auc(every, y, groups):.3f} | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,8 @@ def materialise(data: dict, dst: str | Path, workers: int = 0, masks: dict | Non
     source, limit = data["source"], data["max_excluded_fraction"]
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if masks is not None and masks["source"] == "auto":  # the phantoms' own, or the v7labs set
+        masks = {**masks, "source": "synthetic" if source == "synthetic" else "v7labs"}
     generated_masks = masks is not None and masks["source"] == "synthetic"
     if generated_masks and source != "synthetic":
         raise CxrError(f"masks.source=synthetic needs data.source=synthetic (it is {source}); "

@@ -16,7 +16,7 @@ THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "bf16", "fp32")
 CNN_SECTIONS = ("baseline", "balanced", "cnn11")
-MASK_SOURCES = ("synthetic", "folder", "v7labs")
+MASK_SOURCES = ("auto", "synthetic", "folder", "v7labs")
 EXTERNAL_SOURCES = ("synthetic", "folder")
 
 

@@ -251,9 +251,11 @@ def png(values) -> bytes:
     return buf.getvalue()
 
 
-def test_v7labs_masks_are_downloaded_and_placed_by_the_table(tmp_path):
-    """masks.source=v7labs: the repository zip comes over HTTP, verified; only the table's
-    masks are written, under the Kermany names; Lung (255) reads as lung, Ignore (127) not."""
+@pytest.mark.parametrize("source", ["v7labs", "auto"])
+def test_v7labs_masks_are_downloaded_and_placed_by_the_table(tmp_path, source):
+    """masks.source=v7labs (and `auto`, with real images): the repository zip comes over HTTP,
+    verified; only the table's masks are written, under the Kermany names; Lung (255) reads as
+    lung, Ignore (127) not."""
     masks = {"11": png([[255, 127], [0, 255]]), "12": png([[0, 0], [0, 255]])}
     payload = v7labs_zip(masks)
     table = tmp_path / "table.csv"
@@ -262,7 +264,7 @@ def test_v7labs_masks_are_downloaded_and_placed_by_the_table(tmp_path):
     kaggle = kaggle_folder(tmp_path / "kaggle")
     server = Server(payload)
     try:
-        cfg = {"source": "v7labs", "url": server.url, "archive": str(tmp_path / "dl" / "v7.zip"),
+        cfg = {"source": source, "url": server.url, "archive": str(tmp_path / "dl" / "v7.zip"),
                "sha256": hashlib.sha256(payload).hexdigest(), "table": str(table), "path": ""}
         data = {"source": "folder", "path": str(kaggle), "max_excluded_fraction": 0.0}
         report = materialise(data, tmp_path / "raw", 1, cfg, tmp_path / "masks")

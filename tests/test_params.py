@@ -66,6 +66,8 @@ def test_stage_stops_before_work_on_bad_params(tmp_path, params):
 
 def test_masks_and_external_params_are_checked(params):
     params["data"]["source"] = "folder"
+    validate(copy.deepcopy(params))  # masks.source auto: v7labs for real images
+    params["masks"]["source"] = "synthetic"
     with pytest.raises(CxrError, match="masks.source is synthetic but data.source is folder"):
         validate(copy.deepcopy(params))
     params["masks"]["source"] = "folder"

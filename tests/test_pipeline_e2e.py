@@ -156,7 +156,9 @@ def stale(repo: Path) -> set[str]:
 
 def test_status_sees_code_and_seed_changes(repo):
     """A change to the package's __init__ (CLASSES, MODELS) stales every stage; the training
-    seed stales training, evaluation and the report, never the data or the split."""
+    seed stales training, evaluation and the report, never the data, the split or the lung
+    masks; the lung region (prepare.roi) stales training (and so what follows), not the cache
+    or the masks."""
     init = repo / "cxr" / "__init__.py"
     original = init.read_text()
     try:
@@ -173,8 +175,13 @@ def test_status_sees_code_and_seed_changes(repo):
         params = yaml.safe_load(original)
         params["seed"] = 7
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-        assert stale(repo) == {"segment", "train_baseline", "train_balanced", "train_cnn11",
-                               "finetune_resnet34", *(f"evaluate@{m}" for m in MODELS), "report"}
+        trained_on = {"train_baseline", "train_balanced", "train_cnn11", "finetune_resnet34",
+                      *(f"evaluate@{m}" for m in MODELS), "report"}
+        assert stale(repo) == trained_on
+        params["seed"] = 42
+        params["prepare"]["roi"] = "lungs_mask"
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        assert stale(repo) == {s for s in trained_on if s.startswith(("train", "finetune"))}
     finally:
         params_file.write_text(original)
     assert stale(repo) == set()
@@ -198,3 +205,17 @@ def test_exp_run_weighted_reruns_only_the_baseline(repo):
                                                            ("sampler=weighted", after["baseline"]))}
     for variant, value in acc.items():
         assert f"| {variant} | 1 | 42 | {value:.4f} ({value:.4f}–{value:.4f}) |" in table
+
+
+def test_a_lung_region_model_predicts_as_evaluate_scored_it(repo):
+    """`prepare.roi=lungs_crop`: the baseline trains on crops to the segmenter's lung boxes,
+    and cxr-predict, segmenting each raw test file with the U-Net its checkpoint carries,
+    gives exactly the scores of eval/baseline/predictions.csv. (Last: it changes the
+    workspace.)"""
+    before = metrics_bytes(repo)["baseline"]
+    out = dvc(repo, "exp", "run", "-S", "prepare.roi=lungs_crop", "evaluate@baseline")
+    assert "Running stage 'train_baseline'" in out and "Running stage 'segment'" not in out
+    assert metrics_bytes(repo)["baseline"] != before
+    ckpt = torch.load(repo / "models/baseline.pt", weights_only=True)
+    assert ckpt["preprocess"]["roi"] == "lungs_crop" and ckpt["segmenter"]["arch"] == "unet"
+    test_predict_labels_every_test_image_as_evaluate_did(repo, "baseline")

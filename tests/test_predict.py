@@ -9,8 +9,11 @@ from cxr.inputs import resize
 from cxr.models import build_model, load_checkpoint, save_checkpoint
 from cxr.predict import main
 from cxr.prepared import decode_many
+from cxr.roi import apply_roi
+from cxr.segment import train_segmenter
 from cxr.synthetic import generate
 from cxr.train import predict_proba
+from cxr.unet import segment_images
 
 from conftest import ROOT, real_data_or_skip
 
@@ -114,3 +117,43 @@ def test_predict_decodes_full_resolution_originals_as_prepare_does(tmp_path, mod
         row = rows[str(f)]
         assert row["probability"] == p and not any("decoded" in x for x in row["flags"])
         assert not any("colour" in x for x in row["flags"])  # grey saved as RGB
+
+
+@pytest.mark.parametrize("roi", ["lungs_crop", "lungs_mask"])
+def test_predict_segments_and_cuts_to_the_lungs_like_training(tmp_path, capsys, roi):
+    """A lung-region model carries its segmenter: predict segments each decoded image with it
+    and applies the same roi before the resize, and a checkpoint whose preprocess says
+    `equalize` gets equalised pixels."""
+    rng = np.random.default_rng(5)
+    files = []
+    for i in range(6):  # a bright frame around a dark, textured middle: the "lungs"
+        pixels = np.full((96, 120), 200.0)
+        pixels[24:72, 20:100] = 40 + 30 * rng.random((48, 80))
+        files.append(tmp_path / f"x{i}.png")
+        Image.fromarray((pixels + 10 * rng.random((96, 120))).astype(np.uint8)).save(files[-1])
+    cache = torch.from_numpy(decode_many(files, 48, workers=1, equalize=True))
+    middle = np.zeros((48, 48, 48), bool)
+    middle[:, 12:36, 8:40] = True  # where the dark middle lands in the 48 px cache
+    cfg = {"width": 4, "depth": 2, "epochs": 6, "batch_size": 8, "lr": 0.02, "hflip": False}
+    torch.manual_seed(0)
+    seen = resize(cache, 24).repeat(8, 1, 1)
+    unet, _ = train_segmenter(seen, middle, seen, middle, cfg, torch.Generator().manual_seed(0),
+                              torch.device("cpu"))
+    capsys.readouterr()  # the training log
+    segmenter = {"arch": "unet", "config": {"width": 4, "depth": 2}, "image_size": 24,
+                 "state_dict": unet.state_dict()}
+    path = tmp_path / "m.pt"
+    pre = {"resize": "stretch", "lowpass": 0.0, "equalize": True, "roi": roi, "roi_margin": 0.05}
+    save_checkpoint(path, build_model("cnn8", width=8), "cnn8", {"width": 8}, 32, 48,
+                    preprocess=pre, segmenter=segmenter)
+    assert main(["--model", str(path), *map(str, files), "--json"]) == 0
+    got = [r["probability"] for r in json.loads(capsys.readouterr().out)]
+    model, _ = load_checkpoint(path)
+    lungs = segment_images(unet, 24, cache, torch.device("cpu"))
+    assert 0.1 < lungs.float().mean() < 0.8
+    cut, _ = apply_roi(cache, lungs, roi, 0.05)
+    assert not torch.equal(cut, cache)
+    expected = predict_proba(model, resize(cut, 32), torch.device("cpu"))
+    assert got == [float(p) for p in expected]
+    plain = predict_proba(model, resize(cache, 32), torch.device("cpu"))
+    assert got != [float(p) for p in plain]
