@@ -23,6 +23,17 @@ def audit_phrase(removed: dict[str, float]) -> str:
     return f"is {span}: " + ", ".join(f"`{n}`" for n in above) + " still read more than the lungs."
 
 
+def region(params: dict) -> str:
+    """What `prepare.roi` lets the models see, in words."""
+    roi, margin = params["prepare"]["roi"], params["prepare"]["roi_margin"]
+    return {"full": "the whole image",
+            "lungs_crop": f"each image cropped to its lungs' bounding box (grown by {margin:.0%} "
+                          "of the side), the lungs found by the `segment` stage's U-Net, which "
+                          "the checkpoint carries",
+            "lungs_mask": f"only each image's lungs, dilated by {margin:.0%} of the side (the "
+                          "rest black), as the `segment` stage's U-Net finds them"}[roi]
+
+
 def model_card(metrics: dict[str, dict], split: dict, params: dict) -> str:
     source = params["data"]["source"]
     ev = params["evaluate"]
@@ -56,7 +67,8 @@ def model_card(metrics: dict[str, dict], split: dict, params: dict) -> str:
         + f". Training seed {params['seed']}; precision as logged in "
         "`dvclive/<model>/params.yaml`. Decision threshold: " + rule + ". Test-time "
         f"horizontal flip: {flip_rule}; used by "
-        + (", ".join(flipped) if flipped else "no model") + ".",
+        + (", ".join(flipped) if flipped else "no model") + ". Input: " + region(params)
+        + ".",
         "",
         "## Intended use",
         "",
