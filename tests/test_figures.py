@@ -74,11 +74,9 @@ def test_model_card_sections_and_numbers(outputs, default_params, weights, label
         assert f"## {section}\n" in card
     assert f"`resnet34`: ResNet34, {label}." in card
     assert "Not a medical device" in card
-    assert "Input: the whole image." in card
-    crop = {**default_params, "prepare": {**default_params["prepare"], "roi": "lungs_crop",
-                                          "roi_margin": 0.05}}
-    assert "Input: each image cropped to its lungs' bounding box (grown by 5% of the side)" in \
-        model_card(metrics, SPLIT, crop)
+    assert "Input: each image cropped to its lungs' bounding box (grown by 5% of the side)" in card
+    full = {**default_params, "prepare": {**default_params["prepare"], "roi": "full"}}
+    assert "Input: the whole image." in model_card(metrics, SPLIT, full)
     assert "train 100 images (25 NORMAL / 75 PNEUMONIA, 50 patients)" in card
     row = next(line for line in card.splitlines() if line.startswith("| `cnn11` |"))
     assert row == ("| `cnn11` | 0.500 | 70.0% (60.0%–80.0%) | 90.0% (80.0%–100.0%) | "

@@ -179,7 +179,7 @@ def test_status_sees_code_and_seed_changes(repo):
                       *(f"evaluate@{m}" for m in MODELS), "report"}
         assert stale(repo) == trained_on
         params["seed"] = 42
-        params["prepare"]["roi"] = "lungs_mask"
+        params["prepare"]["roi"] = "full"
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         assert stale(repo) == {s for s in trained_on if s.startswith(("train", "finetune"))}
     finally:
@@ -207,15 +207,16 @@ def test_exp_run_weighted_reruns_only_the_baseline(repo):
         assert f"| {variant} | 1 | 42 | {value:.4f} ({value:.4f}–{value:.4f}) |" in table
 
 
-def test_a_lung_region_model_predicts_as_evaluate_scored_it(repo):
-    """`prepare.roi=lungs_crop`: the baseline trains on crops to the segmenter's lung boxes,
-    and cxr-predict, segmenting each raw test file with the U-Net its checkpoint carries,
-    gives exactly the scores of eval/baseline/predictions.csv. (Last: it changes the
-    workspace.)"""
+@pytest.mark.parametrize("roi", ["lungs_mask", "full"])
+def test_every_lung_region_predicts_as_evaluate_scored_it(repo, roi):
+    """The default (`lungs_crop`) is checked above for every model; here the baseline trains
+    on the other regions, and cxr-predict (segmenting each raw test file with the U-Net the
+    checkpoint carries, where the region needs one) gives exactly the scores of
+    eval/baseline/predictions.csv. (Last: they change the workspace.)"""
     before = metrics_bytes(repo)["baseline"]
-    out = dvc(repo, "exp", "run", "-S", "prepare.roi=lungs_crop", "evaluate@baseline")
+    out = dvc(repo, "exp", "run", "-S", f"prepare.roi={roi}", "evaluate@baseline")
     assert "Running stage 'train_baseline'" in out and "Running stage 'segment'" not in out
     assert metrics_bytes(repo)["baseline"] != before
     ckpt = torch.load(repo / "models/baseline.pt", weights_only=True)
-    assert ckpt["preprocess"]["roi"] == "lungs_crop" and ckpt["segmenter"]["arch"] == "unet"
+    assert ckpt["preprocess"]["roi"] == roi and ("segmenter" in ckpt) == (roi != "full")
     test_predict_labels_every_test_image_as_evaluate_did(repo, "baseline")
