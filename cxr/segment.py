@@ -91,7 +91,7 @@ def segment_all(params: dict, data_dir: str | Path, masks_root: str | Path,
     images["external"] = torch.from_numpy(read_external(external_dir)[0])
     side = int(images["train"].shape[-1])
     size = input_side(cfg["image_size"], side)
-    inputs = {s: resize(x, size) for s, x in images.items()}
+    inputs = {s: resize(images[s], size) for s in ("train", "val")}  # to train on
     ref = {s: reference_masks([r for r in manifest if r["split"] == s], masks_root, side,
                               resize_mode) for s in SPLITS}
     started = time.perf_counter()
