@@ -13,6 +13,7 @@ from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from cxr import CxrError
 from cxr.prepared import read_manifest
+from cxr.resize import resize, resize_masks
 from cxr.roi import apply_roi
 
 
@@ -28,24 +29,6 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
-
-
-def resize(images: torch.Tensor, size: int, chunk: int = 512) -> torch.Tensor:
-    """uint8 (N, H, W) to uint8 (N, size, size), bilinear with antialiasing (a no-op at the
-    same size). The cache is written once at `prepare.image_size`; each model reads it at its
-    own `image_size`, and `cxr.predict` repeats the same two steps."""
-    if tuple(images.shape[1:]) == (size, size):
-        return images
-    out = [F.interpolate(images[i:i + chunk].unsqueeze(1).float(), size=(size, size),
-                         mode="bilinear", antialias=True, align_corners=False)
-           .round_().clamp_(0, 255).to(torch.uint8).squeeze(1)
-           for i in range(0, len(images), chunk)]
-    return torch.cat(out) if out else images.new_empty((0, size, size))
-
-
-def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
-    """bool (N, H, W) masks resized as the images are, cut at half."""
-    return resize(masks.to(torch.uint8) * 255, size) >= 128
 
 
 def read_lungs(folder: str | Path, split: str, count: int) -> torch.Tensor:

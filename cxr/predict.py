@@ -27,9 +27,9 @@ from PIL import Image
 
 from cxr import CLASSES, CxrError
 from cxr.images import IMAGE_EXTS, ImageError, decode_gray
-from cxr.inputs import resize
 from cxr.models import load_checkpoint, threshold_path
 from cxr.prepared import DEFAULT_PREPROCESS
+from cxr.resize import resize
 from cxr.roi import apply_roi, roi_of
 from cxr.train import predict_proba, select_device
 from cxr.unet import build_segmenter, segment_images

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cxr import ROI_MODES
+from cxr.resize import resize, resize_masks
 
 FILL = 0  # the grey outside the lungs for `lungs_mask`: a constant, so it carries nothing
 
@@ -26,12 +27,6 @@ def lung_box(mask: torch.Tensor, margin: float) -> tuple[int, int, int, int]:
     grow = round(margin * max(h, w))
     return (max(int(rows[0]) - grow, 0), max(int(cols[0]) - grow, 0),
             min(int(rows[-1]) + 1 + grow, h), min(int(cols[-1]) + 1 + grow, w))
-
-
-def _stretch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A uint8 (H, W) crop resized to `size` as `cxr.inputs.resize` resizes the cache."""
-    return (F.interpolate(x[None, None].float(), size=size, mode="bilinear", antialias=True,
-                          align_corners=False).round_().clamp_(0, 255).to(torch.uint8)[0, 0])
 
 
 def apply_roi(images: torch.Tensor, lungs: torch.Tensor, mode: str,
@@ -55,11 +50,11 @@ def apply_roi(images: torch.Tensor, lungs: torch.Tensor, mode: str,
     if mode != "lungs_crop":
         raise ValueError(f"prepare.roi={mode!r}: use one of {', '.join(ROI_MODES)}.")
     out_images, out_lungs = torch.empty_like(images), torch.empty_like(lungs)
-    size = tuple(images.shape[-2:])
+    side = images.shape[-1]
     for i, (image, mask) in enumerate(zip(images, lungs, strict=True)):
         top, left, bottom, right = lung_box(mask, margin)
-        out_images[i] = _stretch(image[top:bottom, left:right], size)
-        out_lungs[i] = _stretch(mask[top:bottom, left:right].to(torch.uint8) * 255, size) >= 128
+        out_images[i] = resize(image[None, top:bottom, left:right], side)[0]
+        out_lungs[i] = resize_masks(mask[None, top:bottom, left:right], side)[0]
     return out_images, out_lungs
 
 

@@ -15,9 +15,10 @@ from torch.optim.lr_scheduler import OneCycleLR
 from cxr import CxrError
 from cxr.atomic import atomic_dir
 from cxr.external import read_external
-from cxr.inputs import batches, input_side, resize, to_input
+from cxr.inputs import batches, input_side, to_input
 from cxr.masks import reference_masks
 from cxr.prepared import SPLITS, read_manifest, read_preprocess
+from cxr.resize import resize
 from cxr.train import seed_everything, select_device
 from cxr.unet import UNet, predict_masks, save_segmenter, segment_images
 

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxr import CxrError
-from cxr.inputs import resize, to_input
+from cxr.inputs import to_input
 from cxr.models import load_file, save_file
+from cxr.resize import resize
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:

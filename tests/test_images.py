@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from cxr.images import acquisition, decode_gray
-from cxr.inputs import resize
 from cxr.models import build_model, load_checkpoint, save_checkpoint
 from cxr.predict import main
 from cxr.prepared import decode_many
+from cxr.resize import resize
 from cxr.shortcuts import laplacian_energy
 from cxr.train import predict_proba
 

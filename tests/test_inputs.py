@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from cxr.inputs import batches, load_split, make_sampler, random_affine, random_intensity, resize
+from cxr.inputs import batches, load_split, make_sampler, random_affine, random_intensity
 from cxr.prepared import cache_side
+from cxr.resize import resize
 from cxr.split import Record
 
 

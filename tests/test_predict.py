@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cxr.inputs import resize
 from cxr.models import build_model, load_checkpoint, save_checkpoint
 from cxr.predict import main
 from cxr.prepared import decode_many
+from cxr.resize import resize
 from cxr.roi import apply_roi
 from cxr.segment import train_segmenter
 from cxr.synthetic import generate

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from cxr.images import decode_gray
-from cxr.inputs import resize
 from cxr.masks import read_mask, reference_masks
+from cxr.resize import resize
 from cxr.segment import dice, train_segmenter
 from cxr.synthetic import _anatomy, render
 from cxr.unet import UNet, predict_masks
